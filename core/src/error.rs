@@ -1,0 +1,66 @@
+//! The error type of the shared crate: every variant names the object, file or table it is about,
+//! so a message read in a log of a million-video run still says where to look.
+
+use std::fmt;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in storage or manifest handling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A storage URI or key that clipline does not accept.
+    #[error("invalid storage location {uri:?}: {reason}")]
+    InvalidLocation {
+        /// The URI or key as given.
+        uri: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An object-store call failed.
+    #[error("storage error at {uri}: {source}")]
+    Storage {
+        /// The full URI of the object or prefix.
+        uri: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// An object-store call did not answer in time.
+    #[error("storage call at {uri} timed out after {seconds} s")]
+    Timeout {
+        /// The full URI of the object or prefix.
+        uri: String,
+        /// The limit that was exceeded.
+        seconds: u64,
+    },
+    /// A conditional create found the object already there.
+    #[error("{uri} already exists")]
+    AlreadyExists {
+        /// The full URI of the object.
+        uri: String,
+    },
+    /// A Parquet file could not be encoded or decoded.
+    #[error("parquet error in {what}: {message}")]
+    Parquet {
+        /// The table or file concerned.
+        what: String,
+        /// The decoder's or encoder's message.
+        message: String,
+    },
+    /// A manifest does not have the columns clipline expects.
+    #[error("manifest table {table}: {message}")]
+    Schema {
+        /// The table concerned.
+        table: String,
+        /// What does not match.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn parquet(what: impl Into<String>, err: impl fmt::Display) -> Self {
+        Error::Parquet { what: what.into(), message: err.to_string() }
+    }
+}

@@ -1,0 +1,144 @@
+//! How a Rust field type maps to an Arrow column, both ways.
+
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, TimeUnit};
+
+/// A field type that can be stored as one Arrow column.
+pub trait Column: Sized + Clone {
+    /// Whether the column admits nulls (`Option` fields).
+    const NULLABLE: bool;
+    /// The Arrow type of the column.
+    fn data_type() -> DataType;
+    /// Build the column from values.
+    fn to_array(values: Vec<Self>) -> ArrayRef;
+    /// Read the column back.
+    ///
+    /// # Errors
+    /// When the array has another type, or a null in a non-nullable column.
+    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String>;
+}
+
+/// A point in time, as microseconds since the Unix epoch (UTC), stored as a Parquet timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp(since.as_micros() as i64)
+    }
+}
+
+fn downcast<'a, A: 'static>(array: &'a ArrayRef, want: &str) -> Result<&'a A, String> {
+    array
+        .as_any()
+        .downcast_ref::<A>()
+        .ok_or_else(|| format!("expected {want}, found {}", array.data_type()))
+}
+
+macro_rules! primitive_column {
+    ($rust:ty, $array:ty, $dt:expr, $want:literal, $get:expr, $put:expr) => {
+        impl Column for $rust {
+            const NULLABLE: bool = false;
+            fn data_type() -> DataType {
+                $dt
+            }
+            fn to_array(values: Vec<Self>) -> ArrayRef {
+                Arc::new(<$array>::from_iter_values(values.into_iter().map($put)))
+            }
+            fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+                let a = downcast::<$array>(array, $want)?;
+                if a.null_count() > 0 {
+                    return Err("unexpected null".into());
+                }
+                Ok((0..a.len()).map(|i| $get(a, i)).collect())
+            }
+        }
+
+        impl Column for Option<$rust> {
+            const NULLABLE: bool = true;
+            fn data_type() -> DataType {
+                $dt
+            }
+            fn to_array(values: Vec<Self>) -> ArrayRef {
+                Arc::new(values.into_iter().map(|v| v.map($put)).collect::<$array>())
+            }
+            fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+                let a = downcast::<$array>(array, $want)?;
+                Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| $get(a, i))).collect())
+            }
+        }
+    };
+}
+
+primitive_column!(i64, Int64Array, DataType::Int64, "Int64", |a: &Int64Array, i| a.value(i), |v| v);
+primitive_column!(f64, Float64Array, DataType::Float64, "Float64", |a: &Float64Array, i| a.value(i), |v| v);
+primitive_column!(
+    Timestamp,
+    TimestampMicrosecondArray,
+    DataType::Timestamp(TimeUnit::Microsecond, None),
+    "Timestamp(µs)",
+    |a: &TimestampMicrosecondArray, i| Timestamp(a.value(i)),
+    |v: Timestamp| v.0
+);
+
+impl Column for bool {
+    const NULLABLE: bool = false;
+    fn data_type() -> DataType {
+        DataType::Boolean
+    }
+    fn to_array(values: Vec<Self>) -> ArrayRef {
+        Arc::new(BooleanArray::from(values))
+    }
+    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+        let a = downcast::<BooleanArray>(array, "Boolean")?;
+        Ok((0..a.len()).map(|i| a.value(i)).collect())
+    }
+}
+
+impl Column for Option<bool> {
+    const NULLABLE: bool = true;
+    fn data_type() -> DataType {
+        DataType::Boolean
+    }
+    fn to_array(values: Vec<Self>) -> ArrayRef {
+        Arc::new(BooleanArray::from(values))
+    }
+    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+        let a = downcast::<BooleanArray>(array, "Boolean")?;
+        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
+    }
+}
+
+impl Column for String {
+    const NULLABLE: bool = false;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn to_array(values: Vec<Self>) -> ArrayRef {
+        Arc::new(StringArray::from(values))
+    }
+    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+        let a = downcast::<StringArray>(array, "Utf8")?;
+        Ok((0..a.len()).map(|i| a.value(i).to_string()).collect())
+    }
+}
+
+impl Column for Option<String> {
+    const NULLABLE: bool = true;
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+    fn to_array(values: Vec<Self>) -> ArrayRef {
+        Arc::new(StringArray::from(values))
+    }
+    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+        let a = downcast::<StringArray>(array, "Utf8")?;
+        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect())
+    }
+}

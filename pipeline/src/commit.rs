@@ -1,0 +1,257 @@
+//! Atomic, resumable manifest commits.
+//!
+//! Inputs are sorted, and results reach the committer in that order. Every `commit_every` videos
+//! form a chunk whose key is a hash of the settings and the chunk's sources. A chunk is committed
+//! by writing its Parquet parts (`manifests/<table>/part-<key>.parquet`) and then its marker
+//! (`manifests/_commits/<key>.json`); an object store replaces whole objects, so each file is
+//! either complete or absent.
+//!
+//! On start, the markers say which sources are done; parts without a marker (a run killed
+//! between a part and its marker) are deleted, and their chunk is redone. Since outputs are
+//! deterministic and chunking restarts from the first unfinished source, a killed and restarted
+//! run ends with exactly the files of an uninterrupted one.
+//!
+//! The committer is also where duplicates are settled: the first source (in input order) with
+//! given bytes keeps its rows, a later one becomes a `duplicate` row pointing at it.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use clipline_core::ids::hash_parts;
+use clipline_core::manifest::{encode, ClipRow, ShotRow, Table, VideoRow};
+use clipline_core::storage::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::VideoOutcome;
+
+/// Directory of commit markers under the output root.
+pub const COMMITS: &str = "manifests/_commits";
+
+/// What a commit marker records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    /// Format of this file.
+    pub format: u32,
+    /// Chunk key.
+    pub chunk: String,
+    /// Settings fingerprint of the rows.
+    pub settings_hash: String,
+    /// The chunk's sources, in order, with their content ids where known.
+    pub sources: Vec<MarkedSource>,
+    /// Part keys, by table.
+    pub parts: HashMap<String, String>,
+}
+
+/// One source of a committed chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarkedSource {
+    /// The source URI.
+    pub uri: String,
+    /// Its content id (absent when unreadable).
+    pub video_id: Option<String>,
+    /// Its status.
+    pub status: String,
+}
+
+/// A commit-level failure; the run stops (everything committed so far stays).
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Storage or encoding failed.
+    #[error(transparent)]
+    Store(#[from] clipline_core::Error),
+    /// The output holds results of other settings.
+    #[error(
+        "{output} holds results made with settings {found}, but this run's settings are {ours}; \
+         write to a new output, or restore the settings it was made with (see the `config` column of its runs table)"
+    )]
+    SettingsChanged {
+        /// The output root.
+        output: String,
+        /// The settings hash found there.
+        found: String,
+        /// This run's.
+        ours: String,
+    },
+    /// A marker is not readable.
+    #[error("commit marker {key} is unreadable: {message}")]
+    BadMarker {
+        /// Its key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Counts of what a run committed.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// Videos by status.
+    pub videos: HashMap<String, u64>,
+    /// Shots.
+    pub shots: u64,
+    /// Clips by status.
+    pub clips: HashMap<String, u64>,
+    /// Frames decoded.
+    pub frames: u64,
+    /// Failed inputs: (uri, kind, message).
+    pub failures: Vec<(String, String, String)>,
+}
+
+/// Commits results chunk by chunk, in input order.
+pub struct Committer {
+    store: Store,
+    settings_hash: String,
+    chunk_size: usize,
+    pending: Vec<VideoOutcome>,
+    first_source_of: HashMap<String, String>,
+    /// What this run committed.
+    pub committed: Committed,
+}
+
+/// The committed state found in an output.
+pub struct Resume {
+    /// Sources already committed.
+    pub done: HashSet<String>,
+    /// Orphaned parts deleted.
+    pub orphans_removed: usize,
+}
+
+impl Committer {
+    /// Read the markers of `store`, check settings, delete orphaned parts.
+    ///
+    /// # Errors
+    /// On storage failures, unreadable markers, or markers of other settings.
+    pub async fn open(store: Store, settings_hash: String, chunk_size: usize) -> Result<(Self, Resume), CommitError> {
+        let mut done = HashSet::new();
+        let mut first_source_of = HashMap::new();
+        let mut referenced = HashSet::new();
+        for entry in store.list(COMMITS).await? {
+            if !entry.key.ends_with(".json") {
+                continue;
+            }
+            let bytes = store.get(&entry.key).await?;
+            let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| CommitError::BadMarker { key: store.uri_of(&entry.key), message: e.to_string() })?;
+            if marker.settings_hash != settings_hash {
+                return Err(CommitError::SettingsChanged { output: store.uri().into(), found: marker.settings_hash, ours: settings_hash });
+            }
+            for source in marker.sources {
+                if let (Some(id), true) = (&source.video_id, source.status != "duplicate") {
+                    first_source_of.entry(id.clone()).or_insert_with(|| source.uri.clone());
+                }
+                done.insert(source.uri);
+            }
+            referenced.extend(marker.parts.into_values());
+        }
+        let mut orphans_removed = 0;
+        for table in [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME] {
+            for entry in store.list(&format!("manifests/{table}")).await? {
+                if !referenced.contains(&entry.key) {
+                    tracing::info!(part = %store.uri_of(&entry.key), "removing a part left by an interrupted run");
+                    store.delete(&entry.key).await?;
+                    orphans_removed += 1;
+                }
+            }
+        }
+        let committer = Self { store, settings_hash, chunk_size, pending: Vec::new(), first_source_of, committed: Committed::default() };
+        Ok((committer, Resume { done, orphans_removed }))
+    }
+
+    /// Add the next outcome (in input order); commits when a chunk is full.
+    ///
+    /// # Errors
+    /// When a commit fails.
+    pub async fn add(&mut self, outcome: VideoOutcome) -> Result<(), CommitError> {
+        self.pending.push(outcome);
+        if self.pending.len() >= self.chunk_size {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Commit what is pending.
+    ///
+    /// # Errors
+    /// When a commit fails.
+    pub async fn flush(&mut self) -> Result<(), CommitError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut chunk = std::mem::take(&mut self.pending);
+        for outcome in &mut chunk {
+            self.settle_duplicate(outcome);
+        }
+        let key = hash_parts(std::iter::once(self.settings_hash.clone()).chain(chunk.iter().map(|o| o.video.source_uri.clone())));
+        let videos: Vec<VideoRow> = chunk.iter().map(|o| o.video.clone()).collect();
+        let shots: Vec<ShotRow> = chunk.iter().flat_map(|o| o.shots.iter().cloned()).collect();
+        let clips: Vec<ClipRow> = chunk.iter().flat_map(|o| o.clips.iter().cloned()).collect();
+        let mut parts = HashMap::new();
+        self.put_part(&key, &videos, &mut parts).await?;
+        self.put_part(&key, &shots, &mut parts).await?;
+        self.put_part(&key, &clips, &mut parts).await?;
+        let marker = Marker {
+            format: 1,
+            chunk: key.clone(),
+            settings_hash: self.settings_hash.clone(),
+            sources: chunk
+                .iter()
+                .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
+                .collect(),
+            parts,
+        };
+        let json = serde_json::to_vec_pretty(&marker).expect("marker serialises");
+        self.store.put(&format!("{COMMITS}/{key}.json"), Bytes::from(json)).await?;
+        tracing::debug!(chunk = %key, videos = chunk.len(), "committed");
+        self.count(&chunk);
+        Ok(())
+    }
+
+    async fn put_part<T: Table>(&self, key: &str, rows: &[T], parts: &mut HashMap<String, String>) -> Result<(), CommitError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let part = format!("manifests/{}/part-{key}.parquet", T::NAME);
+        self.store.put(&part, encode(rows)?).await?;
+        parts.insert(T::NAME.to_string(), part);
+        Ok(())
+    }
+
+    fn settle_duplicate(&mut self, outcome: &mut VideoOutcome) {
+        let Some(id) = outcome.video.video_id.clone() else { return };
+        match self.first_source_of.get(&id) {
+            Some(first) if *first != outcome.video.source_uri => {
+                let v = &mut outcome.video;
+                v.status = "duplicate".into();
+                v.error_kind = Some("duplicate".into());
+                v.error = Some(format!("same bytes as {first}"));
+                v.duplicate_of = Some(first.clone());
+                v.shots = 0;
+                v.clips = 0;
+                outcome.shots.clear();
+                outcome.clips.clear();
+            }
+            Some(_) => {}
+            None => {
+                self.first_source_of.insert(id, outcome.video.source_uri.clone());
+            }
+        }
+    }
+
+    fn count(&mut self, chunk: &[VideoOutcome]) {
+        let c = &mut self.committed;
+        for o in chunk {
+            *c.videos.entry(o.video.status.clone()).or_default() += 1;
+            c.shots += o.shots.len() as u64;
+            c.frames += o.frames_decoded;
+            for clip in &o.clips {
+                *c.clips.entry(clip.status.clone()).or_default() += 1;
+            }
+            if o.video.status == "failed" {
+                c.failures.push((
+                    o.video.source_uri.clone(),
+                    o.video.error_kind.clone().unwrap_or_default(),
+                    o.video.error.clone().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+}

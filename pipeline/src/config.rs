@@ -1,0 +1,321 @@
+//! The pipeline configuration: one TOML file, every field documented and defaulted, unknown
+//! fields refused (a typo must not silently fall back to a default in a million-video run).
+//!
+//! `configs/pipeline.toml` is the annotated reference; it parses to exactly [`Config::default`]
+//! (a test guards that). Each section is the config of one stage and [`Config::settings_hash`]
+//! fingerprints the sections that change outputs, which every manifest row records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::DetectorConfig;
+
+/// Everything `clipline run` can be told.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Inputs, output and runtime knobs (not part of the settings hash).
+    pub run: RunConfig,
+    /// Input discovery and fetching.
+    pub sources: SourcesConfig,
+    /// Probing and the analysis decode.
+    pub decode: DecodeConfig,
+    /// Shot detection.
+    pub shots: DetectorConfig,
+    /// Cutting shots into clips, and the per-clip files.
+    pub clips: ClipsConfig,
+    /// Cheap per-clip scores and the filters on them.
+    pub filters: FiltersConfig,
+}
+
+/// Inputs, output and concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Input URIs: files, directories, globs, `s3://` or `file://` prefixes, `http(s)://` URLs.
+    pub inputs: Vec<String>,
+    /// Output root URI (a path, `file://`, `s3://bucket/prefix`).
+    pub output: Option<String>,
+    /// Videos fetched at once.
+    pub fetch_concurrency: usize,
+    /// Videos decoded at once (0: one per core).
+    pub decode_concurrency: usize,
+    /// ffmpeg processes writing clip files and frames at once (0: one per core).
+    pub extract_concurrency: usize,
+    /// Videos per manifest part and commit.
+    pub commit_every: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            inputs: Vec::new(),
+            output: None,
+            fetch_concurrency: 4,
+            decode_concurrency: 0,
+            extract_concurrency: 0,
+            commit_every: 32,
+        }
+    }
+}
+
+/// Input discovery and fetching of remote inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// File extensions taken when a directory or prefix is listed (lowercase, no dot).
+    pub extensions: Vec<String>,
+    /// Limit for one HTTP download, seconds.
+    pub http_timeout_s: u64,
+    /// Attempts for an HTTP download that fails with a connection error or a 5xx.
+    pub http_attempts: u32,
+    /// Largest input accepted from HTTP or object storage, MiB.
+    pub max_download_mib: u64,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        Self {
+            extensions: ["mp4", "mkv", "webm", "mov", "avi", "m4v", "ts", "mpg", "mpeg", "flv", "wmv", "3gp"]
+                .map(String::from)
+                .to_vec(),
+            http_timeout_s: 300,
+            http_attempts: 3,
+            max_download_mib: 8192,
+        }
+    }
+}
+
+/// Probing and the analysis decode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// Width of the frames shot detection and scores see.
+    pub analysis_width: u32,
+    /// Height of the frames shot detection and scores see.
+    pub analysis_height: u32,
+    /// Largest width or height accepted; larger inputs fail with a reason.
+    pub max_dimension: u32,
+    /// Limit for one ffprobe call, seconds.
+    pub probe_timeout_s: u64,
+    /// An ffmpeg process that produces nothing for this long is killed, seconds.
+    pub stall_timeout_s: u64,
+    /// Hard limit for one ffmpeg process: this many seconds plus `timeout_per_video_second`
+    /// times the video's duration.
+    pub timeout_base_s: u64,
+    /// See `timeout_base_s`.
+    pub timeout_per_video_second: f64,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        Self {
+            analysis_width: 128,
+            analysis_height: 72,
+            max_dimension: 8192,
+            probe_timeout_s: 30,
+            stall_timeout_s: 60,
+            timeout_base_s: 120,
+            timeout_per_video_second: 4.0,
+        }
+    }
+}
+
+/// Shot-to-clip cutting and the per-clip outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClipsConfig {
+    /// Shots shorter than this many frames give no clip.
+    pub min_frames: u64,
+    /// Longer shots are split into balanced pieces of at most this many frames.
+    pub max_frames: u64,
+    /// Write each clip as a re-encoded, frame-exact video file under `clips/`.
+    pub write_clip_files: bool,
+    /// ffmpeg encoder for clip files.
+    pub codec: String,
+    /// Constant rate factor for clip files.
+    pub crf: u32,
+    /// Encoder preset for clip files.
+    pub preset: String,
+    /// Clip files are scaled down so that no side exceeds this (0: keep the source size).
+    pub max_side: u32,
+    /// Write each clip's middle frame as an image under `frames/`.
+    pub write_middle_frames: bool,
+    /// Middle frames are scaled down so that no side exceeds this (0: keep the source size).
+    pub frame_max_side: u32,
+    /// Image format of middle frames: `jpg` or `png`.
+    pub frame_format: String,
+}
+
+impl Default for ClipsConfig {
+    fn default() -> Self {
+        Self {
+            min_frames: 15,
+            max_frames: 200,
+            write_clip_files: true,
+            codec: "libx264".into(),
+            crf: 20,
+            preset: "veryfast".into(),
+            max_side: 1280,
+            write_middle_frames: true,
+            frame_max_side: 1280,
+            frame_format: "jpg".into(),
+        }
+    }
+}
+
+/// Filters over the per-clip scores. A filter marks a clip `filtered` with a reason; it never
+/// drops the row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiltersConfig {
+    /// Clips whose motion (mean absolute luma difference, 0–255) is below this are static.
+    pub static_motion: f64,
+    /// Mark static clips filtered.
+    pub drop_static: bool,
+    /// Clips darker than this mean luma (0–255) are filtered (0 disables).
+    pub min_brightness: f64,
+    /// Clips brighter than this mean luma are filtered (255 disables).
+    pub max_brightness: f64,
+    /// Clips whose sharpness is below this are filtered (0 disables).
+    pub min_sharpness: f64,
+    /// A clip whose middle-frame perceptual hash is within this Hamming distance of an earlier
+    /// clip of the same video is a near duplicate and filtered (negative disables).
+    pub near_duplicate_hamming: i32,
+}
+
+impl Default for FiltersConfig {
+    fn default() -> Self {
+        Self {
+            static_motion: 0.5,
+            drop_static: true,
+            min_brightness: 0.0,
+            max_brightness: 255.0,
+            min_sharpness: 0.0,
+            near_duplicate_hamming: -1,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or names unknown fields.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// Values that parse but do not make sense together.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Read and check a TOML file.
+    ///
+    /// # Errors
+    /// When it cannot be read or parsed, names an unknown field, or holds inconsistent values.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parse and check TOML text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: origin.into(), message })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let c = &self.clips;
+        if c.min_frames == 0 || c.max_frames < c.min_frames {
+            return Err(format!("clips: need 0 < min_frames <= max_frames, got {} and {}", c.min_frames, c.max_frames));
+        }
+        if !matches!(c.frame_format.as_str(), "jpg" | "png") {
+            return Err(format!("clips.frame_format must be jpg or png, got {:?}", c.frame_format));
+        }
+        if self.decode.analysis_width < 16 || self.decode.analysis_height < 16 {
+            return Err("decode: analysis_width and analysis_height must be at least 16".into());
+        }
+        if self.run.commit_every == 0 {
+            return Err("run.commit_every must be at least 1".into());
+        }
+        self.shots.validate()
+    }
+
+    /// Fingerprint of the settings that change what the pipeline writes.
+    pub fn settings_hash(&self) -> String {
+        let parts = [
+            serde_json::to_string(&self.decode.analysis_width).unwrap_or_default(),
+            serde_json::to_string(&self.decode.analysis_height).unwrap_or_default(),
+            serde_json::to_string(&self.shots).unwrap_or_default(),
+            serde_json::to_string(&self.clips).unwrap_or_default(),
+            serde_json::to_string(&self.filters).unwrap_or_default(),
+        ];
+        clipline_core::ids::hash_parts(parts)[..16].to_string()
+    }
+
+    /// The effective configuration as TOML, recorded in the `runs` table.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Number of cores, for the `0 = one per core` defaults.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_config_equals_the_defaults() {
+        let text = include_str!("../../configs/pipeline.toml");
+        assert_eq!(Config::parse(text, "configs/pipeline.toml").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let err = Config::parse("[clips]\nmax_frame = 100\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("x.toml") && err.contains("max_frame"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_bounds_are_refused() {
+        let err = Config::parse("[clips]\nmin_frames = 50\nmax_frames = 20\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("min_frames"), "{err}");
+    }
+
+    #[test]
+    fn runtime_knobs_do_not_change_the_settings_hash() {
+        let mut a = Config::default();
+        let b = a.clone();
+        a.run.decode_concurrency = 7;
+        assert_eq!(a.settings_hash(), b.settings_hash());
+        a.clips.max_frames = 100;
+        assert_ne!(a.settings_hash(), b.settings_hash());
+    }
+}

@@ -1,0 +1,59 @@
+//! `clipline doctor`: what clipline found on this machine, with versions, and the fix for what is
+//! missing. Later stages add ONNX Runtime and the models here.
+
+use bytes::Bytes;
+use clipline_core::storage::Store;
+
+use crate::tools::Tools;
+
+/// One line of the report.
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+/// Run the checks, print them; returns whether everything needed was found.
+pub async fn doctor(output: Option<&str>) -> bool {
+    let mut checks = Vec::new();
+    match Tools::locate() {
+        Ok(tools) => {
+            for (name, path) in [("ffmpeg", &tools.ffmpeg), ("ffprobe", &tools.ffprobe)] {
+                let version = Tools::version(path).unwrap_or_else(|| "version unknown".into());
+                checks.push(Check { name, ok: true, detail: format!("{} ({version})", path.display()) });
+            }
+            let encoders = std::process::Command::new(&tools.ffmpeg).args(["-hide_banner", "-encoders"]).output();
+            let has_x264 = encoders.map(|o| String::from_utf8_lossy(&o.stdout).contains("libx264")).unwrap_or(false);
+            checks.push(Check {
+                name: "libx264",
+                ok: has_x264,
+                detail: if has_x264 { "available for clip files".into() } else { "missing: install Debian's ffmpeg, or set clips.codec".into() },
+            });
+        }
+        Err(e) => checks.push(Check { name: "ffmpeg", ok: false, detail: e.to_string() }),
+    }
+    if let Some(uri) = output {
+        checks.push(storage_check(uri).await);
+    }
+    checks.push(Check { name: "onnxruntime", ok: true, detail: "not used yet (captioning and embedding stages are not built)".into() });
+    for c in &checks {
+        println!("{:<12} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail);
+    }
+    checks.iter().all(|c| c.ok)
+}
+
+async fn storage_check(uri: &str) -> Check {
+    let probe = async {
+        let store = Store::open(uri)?;
+        let key = "_clipline_doctor_probe";
+        store.put(key, Bytes::from_static(b"ok")).await?;
+        let back = store.get(key).await?;
+        store.delete(key).await?;
+        Ok::<_, clipline_core::Error>((store.uri().to_string(), back.as_ref() == b"ok"))
+    };
+    match probe.await {
+        Ok((root, true)) => Check { name: "storage", ok: true, detail: format!("{root} writable and readable") },
+        Ok((root, false)) => Check { name: "storage", ok: false, detail: format!("{root} returned other bytes than written") },
+        Err(e) => Check { name: "storage", ok: false, detail: e.to_string() },
+    }
+}

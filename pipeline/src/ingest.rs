@@ -1,0 +1,412 @@
+//! One video through the ingest stages: fetch → probe → analysis decode with shot detection and
+//! scores → clip plan and filters → clip files and middle frames → manifest rows.
+//!
+//! Nothing here fails the run: whatever goes wrong with an input becomes its `videos` row's
+//! status and reason, and a clip whose files cannot be written keeps its row with status
+//! `failed`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clipline_core::ids::clip_id;
+use clipline_core::manifest::{ClipRow, ShotRow, VideoRow};
+use clipline_core::storage::Store;
+
+use crate::clips::{self, PlannedClip};
+use crate::config::Config;
+use crate::decode::{decode_rgb, DecodeError};
+use crate::detect::{FrameRecord, Shot, ShotDetector};
+use crate::extract::{self, Seek};
+use crate::probe::{self, Probe, Timeline};
+use crate::runtime::{Cancel, Stages};
+use crate::sources::{Fetched, Fetcher, Source};
+use crate::tools::{Limits, Tools};
+
+/// What processing one input produced.
+#[derive(Debug, Clone)]
+pub struct VideoOutcome {
+    /// The `videos` row.
+    pub video: VideoRow,
+    /// Its shots.
+    pub shots: Vec<ShotRow>,
+    /// Its clips.
+    pub clips: Vec<ClipRow>,
+    /// Frames decoded for it.
+    pub frames_decoded: u64,
+    /// Whether the run was cancelled while it was processed (its rows are incomplete).
+    pub cancelled: bool,
+}
+
+/// Shared state of an ingest run.
+pub struct Ingest {
+    /// The configuration.
+    pub config: Config,
+    /// ffmpeg and ffprobe.
+    pub tools: Tools,
+    /// The output store.
+    pub output: Store,
+    /// Fingerprint of the output-relevant settings.
+    pub settings_hash: String,
+    /// The detector description recorded with shots and clips.
+    pub detector: String,
+    /// Input fetcher.
+    pub fetcher: Fetcher,
+    /// The stages.
+    pub stages: Stages,
+    /// Cancellation.
+    pub cancel: Cancel,
+    /// Where temporary clip files are written before upload.
+    pub scratch: PathBuf,
+    /// Frames decoded so far (for the progress display).
+    pub frames: AtomicU64,
+    /// Lowest input index seen for each content hash, so a later copy skips the work.
+    claims: Mutex<HashMap<String, usize>>,
+}
+
+impl Ingest {
+    /// Assemble the run state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(config: Config, tools: Tools, output: Store, fetcher: Fetcher, stages: Stages, cancel: Cancel, scratch: PathBuf) -> Self {
+        Self {
+            settings_hash: config.settings_hash(),
+            detector: config.shots.describe(),
+            config,
+            tools,
+            output,
+            fetcher,
+            stages,
+            cancel,
+            scratch,
+            frames: AtomicU64::new(0),
+            claims: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn empty_row(&self, uri: &str) -> VideoRow {
+        VideoRow {
+            video_id: None,
+            source_uri: uri.to_string(),
+            status: "ok".into(),
+            error_kind: None,
+            error: None,
+            duplicate_of: None,
+            size_bytes: None,
+            container: None,
+            codec: None,
+            pix_fmt: None,
+            width: None,
+            height: None,
+            rotation: None,
+            fps: None,
+            variable_fps: None,
+            has_audio: None,
+            duration_s: None,
+            container_frames: None,
+            decoded_frames: None,
+            shots: 0,
+            clips: 0,
+            settings_hash: self.settings_hash.clone(),
+        }
+    }
+
+    /// Process input number `index` (its position in the sorted input list).
+    pub async fn process(self: Arc<Self>, index: usize, source: Source) -> VideoOutcome {
+        let uri = source.uri();
+        let mut outcome = VideoOutcome { video: self.empty_row(&uri), shots: vec![], clips: vec![], frames_decoded: 0, cancelled: false };
+        let fetched = match self.stages.fetch.run(self.fetcher.fetch(&source)).await {
+            Ok(f) => f,
+            Err(e) => {
+                outcome.video.size_bytes = e.size.map(|s| s as i64);
+                return self.fail(outcome, e.kind, e.message, 3);
+            }
+        };
+        outcome.video.video_id = Some(fetched.video_id.clone());
+        outcome.video.size_bytes = Some(fetched.size as i64);
+        if self.claimed_earlier(&fetched.video_id, index) {
+            outcome.video.status = "duplicate".into();
+            self.skip_stages(3);
+            return outcome;
+        }
+
+        let probe = {
+            let (tools, path, cancel) = (self.tools.clone(), fetched.path.clone(), self.cancel.flag());
+            let (timeout, max_dim) = (Duration::from_secs(self.config.decode.probe_timeout_s), self.config.decode.max_dimension);
+            self.stages.probe.run_blocking(move || probe::probe(&tools, &path, timeout, max_dim, cancel)).await
+        };
+        let (probe, timeline) = match probe {
+            Ok(p) => p,
+            Err(e) => return self.fail(outcome, e.kind(), format!("{uri}: {e}"), 2),
+        };
+        record_probe(&mut outcome.video, &probe, &timeline);
+
+        let (records, shots) = match self.analyse(&fetched.path, &probe, &mut outcome).await {
+            Ok(analysis) => analysis,
+            Err((kind, message)) => return self.fail(outcome, kind, message, 0),
+        };
+        let times = FrameTimes::new(&probe, timeline);
+        outcome.shots = self.shot_rows(&fetched.video_id, &uri, &shots, &times);
+        outcome.video.shots = shots.len() as i64;
+        let planned = clips::plan(&shots, &records, &self.config.clips, &self.config.filters);
+        outcome.clips = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
+        outcome.video.clips = outcome.clips.len() as i64;
+        if outcome.video.status == "ok" && outcome.clips.is_empty() {
+            outcome.video.status = "skipped".into();
+            outcome.video.error_kind = Some("no_clips".into());
+            outcome.video.error = Some(format!(
+                "{uri}: no shot of at least {} frames ({} frames, {} shots)",
+                self.config.clips.min_frames,
+                records.len(),
+                shots.len()
+            ));
+        }
+        outcome.cancelled = self.cancel.is_cancelled();
+        outcome
+    }
+
+    fn fail(&self, mut outcome: VideoOutcome, kind: &str, message: String, skipped_stages: usize) -> VideoOutcome {
+        tracing::warn!(source = %outcome.video.source_uri, kind, "{message}");
+        outcome.video.status = "failed".into();
+        outcome.video.error_kind = Some(kind.to_string());
+        outcome.video.error = Some(message);
+        outcome.cancelled = self.cancel.is_cancelled();
+        self.skip_stages(skipped_stages);
+        outcome
+    }
+
+    /// Count an early exit in the bars of the stages that the video will not reach.
+    fn skip_stages(&self, count: usize) {
+        let later = [&self.stages.probe, &self.stages.decode];
+        for stage in later.iter().rev().take(count.min(2)) {
+            stage.skip();
+        }
+    }
+
+    fn claimed_earlier(&self, video_id: &str, index: usize) -> bool {
+        let mut claims = self.claims.lock().expect("claims lock");
+        let first = claims.entry(video_id.to_string()).or_insert(index);
+        if index < *first {
+            *first = index;
+        }
+        *first < index
+    }
+
+    /// The analysis decode: per-frame records and shots, or the failure's kind and message.
+    async fn analyse(self: &Arc<Self>, path: &Path, probe: &Probe, outcome: &mut VideoOutcome) -> Result<(Vec<FrameRecord>, Vec<Shot>), (&'static str, String)> {
+        let d = &self.config.decode;
+        let duration = probe.duration_s.unwrap_or(0.0).max(0.0);
+        let limits = Limits {
+            stall: Duration::from_secs(d.stall_timeout_s),
+            total: Duration::from_secs_f64(d.timeout_base_s as f64 + d.timeout_per_video_second * duration),
+        };
+        let size = (d.analysis_width, d.analysis_height);
+        let (me, path, stream) = (self.clone(), path.to_path_buf(), probe.video.index);
+        let result = self
+            .stages
+            .decode
+            .run_blocking(move || {
+                let mut detector = ShotDetector::new(me.config.shots.clone(), size.0, size.1);
+                let report = decode_rgb(&me.tools, &path, stream, size, limits, me.cancel.flag(), |frame| {
+                    detector.push(frame);
+                    me.frames.fetch_add(1, Ordering::Relaxed);
+                });
+                report.map(|r| (r, detector.finish()))
+            })
+            .await;
+        self.stages.decode.bar.set_message(format!("{} frames", self.frames.load(Ordering::Relaxed)));
+        let uri = outcome.video.source_uri.clone();
+        let (report, (records, shots)) = match result {
+            Ok(r) => r,
+            Err(DecodeError::Stopped { stopped, frames }) => {
+                outcome.frames_decoded = frames;
+                return Err(("timeout", format!("{uri}: decoding {stopped} after {frames} frames")));
+            }
+            Err(e) => return Err(("decode_failed", format!("{uri}: {e}"))),
+        };
+        outcome.frames_decoded = report.frames;
+        outcome.video.decoded_frames = Some(report.frames as i64);
+        let first_error = report.errors.first().cloned().unwrap_or_else(|| "no error message".into());
+        if report.frames == 0 {
+            let message = format!("{uri}: no frame could be decoded ({} {}): {first_error}", probe.video.codec, probe.video.pix_fmt);
+            return Err(("decode_failed", message));
+        }
+        let claimed = outcome.video.container_frames.unwrap_or(0) as u64;
+        if (!report.clean_exit || !report.errors.is_empty()) && report.frames < claimed {
+            outcome.video.status = "partial".into();
+            outcome.video.error_kind = Some("truncated".into());
+            outcome.video.error = Some(format!(
+                "{uri}: decoded {} of the {claimed} frames the container claims; first decoder error: {first_error}",
+                report.frames
+            ));
+            tracing::warn!(source = %uri, decoded = report.frames, claimed, "input is damaged; keeping the frames that decode");
+        }
+        Ok((records, shots))
+    }
+
+    fn shot_rows(&self, video_id: &str, uri: &str, shots: &[Shot], times: &FrameTimes) -> Vec<ShotRow> {
+        shots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ShotRow {
+                video_id: video_id.to_string(),
+                source_uri: uri.to_string(),
+                shot_index: i as i64,
+                start_frame: s.start as i64,
+                end_frame: s.end as i64,
+                num_frames: (s.end - s.start) as i64,
+                start_pts: times.pts(s.start),
+                end_pts: times.pts(s.end),
+                transition: s.transition.as_str().to_string(),
+                boundary_score: s.score,
+                detector: self.detector.clone(),
+            })
+            .collect()
+    }
+
+    async fn write_clips(self: &Arc<Self>, fetched: &Fetched, uri: &str, probe: &Probe, times: &FrameTimes, planned: &[PlannedClip]) -> Vec<ClipRow> {
+        let (width, height) = probe.video.display_size();
+        let wanted = planned.iter().filter(|c| c.filter_reason.is_none()).count() as u64;
+        self.stages.extract.bar.inc_length(wanted);
+        let rows = planned.iter().map(|clip| async {
+            let id = clip_id(&fetched.video_id, clip.start, clip.end);
+            let (start_pts, end_pts) = (times.pts(clip.start), times.pts(clip.end));
+            let duration = (end_pts - start_pts).max(1e-9);
+            let mut row = ClipRow {
+                clip_id: id.clone(),
+                video_id: fetched.video_id.clone(),
+                source_uri: uri.to_string(),
+                shot_index: clip.shot_index as i64,
+                clip_index: clip.clip_index as i64,
+                start_frame: clip.start as i64,
+                end_frame: clip.end as i64,
+                num_frames: (clip.end - clip.start) as i64,
+                start_pts,
+                end_pts,
+                duration_s: duration,
+                fps: (clip.end - clip.start) as f64 / duration,
+                width: width as i64,
+                height: height as i64,
+                aspect: width as f64 / height.max(1) as f64,
+                motion: clip.scores.motion,
+                brightness: clip.scores.brightness,
+                sharpness: clip.scores.sharpness,
+                phash: format!("{:016x}", clip.scores.phash),
+                is_static: clip.is_static,
+                status: if clip.filter_reason.is_some() { "filtered" } else { "ok" }.into(),
+                filter_reason: clip.filter_reason.clone(),
+                clip_uri: None,
+                frame_uri: None,
+                detector: self.detector.clone(),
+                settings_hash: self.settings_hash.clone(),
+            };
+            if clip.filter_reason.is_none() {
+                match self.extract_clip(fetched, &id, clip, times, probe.video.index).await {
+                    Ok((clip_uri, frame_uri)) => (row.clip_uri, row.frame_uri) = (clip_uri, frame_uri),
+                    Err(message) => {
+                        tracing::warn!(clip = %id, "{message}");
+                        row.status = "failed".into();
+                        row.filter_reason = Some(message);
+                    }
+                }
+            }
+            row
+        });
+        futures::future::join_all(rows).await
+    }
+
+    /// Write and upload a clip's file and middle frame, as configured.
+    async fn extract_clip(self: &Arc<Self>, fetched: &Fetched, id: &str, clip: &PlannedClip, times: &FrameTimes, stream: u32) -> Result<(Option<String>, Option<String>), String> {
+        let c = &self.config.clips;
+        if !c.write_clip_files && !c.write_middle_frames {
+            self.stages.extract.skip();
+            return Ok((None, None));
+        }
+        let dir = tempfile::tempdir_in(&self.scratch).map_err(|e| format!("cannot create scratch dir in {}: {e}", self.scratch.display()))?;
+        let clip_file = dir.path().join(format!("{id}.mp4"));
+        let frame_file = dir.path().join(format!("{id}.{}", c.frame_format));
+        let duration = times.pts(clip.end) - times.pts(clip.start);
+        let limits = Limits {
+            stall: Duration::from_secs(self.config.decode.stall_timeout_s),
+            total: Duration::from_secs_f64(self.config.decode.timeout_base_s as f64 + 10.0 * duration),
+        };
+        let (me, source, clip_seek, frame_seek) =
+            (self.clone(), fetched.path.clone(), times.seek(clip.start, stream), times.seek(clip.middle_frame(), stream));
+        let (clip_path, frame_path) = (clip_file.clone(), frame_file.clone());
+        let frames = clip.end - clip.start;
+        self.stages
+            .extract
+            .run_blocking(move || {
+                let c = &me.config.clips;
+                if c.write_clip_files {
+                    extract::write_clip(&me.tools, &source, clip_seek, frames, c, &clip_path, limits, me.cancel.flag())?;
+                }
+                if c.write_middle_frames {
+                    extract::write_frame(&me.tools, &source, frame_seek, c.frame_max_side, &frame_path, limits, me.cancel.flag())?;
+                }
+                Ok::<_, String>(())
+            })
+            .await?;
+        let video_dir = &fetched.video_id;
+        let clip_uri = if c.write_clip_files {
+            Some(extract::upload(&self.output, &format!("clips/{video_dir}/{id}.mp4"), &clip_file).await?)
+        } else {
+            None
+        };
+        let frame_uri = if c.write_middle_frames {
+            Some(extract::upload(&self.output, &format!("frames/{video_dir}/{id}.{}", c.frame_format), &frame_file).await?)
+        } else {
+            None
+        };
+        Ok((clip_uri, frame_uri))
+    }
+}
+
+fn record_probe(row: &mut VideoRow, probe: &Probe, timeline: &Timeline) {
+    let v = &probe.video;
+    row.container = Some(probe.container.clone());
+    row.codec = Some(v.codec.clone());
+    row.pix_fmt = Some(v.pix_fmt.clone());
+    row.width = Some(v.width as i64);
+    row.height = Some(v.height as i64);
+    row.rotation = Some(v.rotation);
+    row.fps = v.avg_fps;
+    row.variable_fps = Some(timeline.is_variable());
+    row.has_audio = Some(probe.has_audio);
+    row.duration_s = probe.duration_s;
+    row.container_frames = Some(timeline.pts.len() as i64);
+}
+
+/// Presentation times of decoded frames, from the packet timeline (extrapolated past its end).
+pub struct FrameTimes {
+    pts: Vec<f64>,
+    frame_duration: f64,
+    start_time: f64,
+}
+
+impl FrameTimes {
+    fn new(probe: &Probe, timeline: Timeline) -> Self {
+        let frame_duration = timeline.frame_duration(probe.video.avg_fps);
+        Self { pts: timeline.pts, frame_duration, start_time: probe.start_time }
+    }
+
+    /// PTS of frame `i`, seconds.
+    pub fn pts(&self, i: u64) -> f64 {
+        let i = i as usize;
+        match self.pts.get(i) {
+            Some(&t) => t,
+            None => match self.pts.last() {
+                Some(&last) => last + (i + 1 - self.pts.len()) as f64 * self.frame_duration,
+                None => self.start_time + i as f64 * self.frame_duration,
+            },
+        }
+    }
+
+    /// An input seek that lands exactly on frame `i`: halfway between it and its predecessor,
+    /// relative to the container start.
+    pub fn seek(&self, i: u64, stream: u32) -> Seek {
+        let time = if i == 0 { 0.0 } else { (self.pts(i - 1) + self.pts(i)) / 2.0 - self.start_time };
+        Seek { time, stream }
+    }
+}

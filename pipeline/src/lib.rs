@@ -1,0 +1,22 @@
+//! The clipline ingest: raw videos in; shots, clips, cheap scores and Parquet manifests out.
+//!
+//! The dataflow is `discover → fetch → probe → decode + detect → plan clips → extract → commit`
+//! ([`run`]); every stage is a module with one job. A source is decoded once at a small analysis
+//! size ([`decode`]); shot detection and per-clip scores share that pass ([`detect`], [`clips`]).
+//! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
+
+pub mod clips;
+pub mod commit;
+pub mod config;
+pub mod decode;
+pub mod demo;
+pub mod detect;
+pub mod doctor;
+pub mod extract;
+pub mod ingest;
+pub mod logging;
+pub mod probe;
+pub mod run;
+pub mod runtime;
+pub mod sources;
+pub mod tools;

@@ -1,0 +1,191 @@
+//! The `clipline` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use clipline_pipeline::config::Config;
+use clipline_pipeline::logging::{self, LogFormat};
+use clipline_pipeline::run::{run, RunStatus};
+use clipline_pipeline::runtime::{progress_display, Cancel};
+use clipline_pipeline::sources::{discover, Fetcher};
+use clipline_pipeline::tools::Tools;
+use clipline_pipeline::{demo, doctor, probe};
+
+/// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
+/// embedding and training.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the ingest dataflow (resumes what an earlier run into the same output left).
+    Run(RunArgs),
+    /// Print what ffprobe says of a video (a path, file://, s3:// or http(s):// URL) as JSON.
+    Probe {
+        /// The video.
+        input: String,
+    },
+    /// Report what clipline found: ffmpeg, ffprobe, encoders, storage.
+    Doctor {
+        /// Also check that this output location is writable.
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Make synthetic videos with known shots and run the pipeline on them.
+    Demo {
+        /// Local output directory (inputs are written to OUTPUT/inputs).
+        #[arg(long, default_value = "clipline-demo")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A TOML config (defaults are used when absent; see configs/pipeline.toml).
+    config: Option<PathBuf>,
+    /// Inputs: files, directories, globs, s3:// or file:// prefixes, http(s):// URLs.
+    #[arg(long = "input", short = 'i')]
+    inputs: Vec<String>,
+    /// Output root: a path, file://, s3://bucket/prefix.
+    #[arg(long, short = 'o')]
+    output: Option<String>,
+    /// Videos per manifest commit.
+    #[arg(long)]
+    commit_every: Option<usize>,
+    /// Videos decoded at once.
+    #[arg(long)]
+    decode_concurrency: Option<usize>,
+    /// ffmpeg extraction processes at once.
+    #[arg(long)]
+    extract_concurrency: Option<usize>,
+    /// Do not write clip files.
+    #[arg(long)]
+    no_clip_files: bool,
+    /// Do not write middle-frame images.
+    #[arg(long)]
+    no_middle_frames: bool,
+}
+
+impl RunArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if !self.inputs.is_empty() {
+            config.run.inputs = self.inputs.clone();
+        }
+        if self.output.is_some() {
+            config.run.output = self.output.clone();
+        }
+        let r = &mut config.run;
+        r.commit_every = self.commit_every.unwrap_or(r.commit_every).max(1);
+        r.decode_concurrency = self.decode_concurrency.unwrap_or(r.decode_concurrency);
+        r.extract_concurrency = self.extract_concurrency.unwrap_or(r.extract_concurrency);
+        config.clips.write_clip_files &= !self.no_clip_files;
+        config.clips.write_middle_frames &= !self.no_middle_frames;
+        Ok(config)
+    }
+}
+
+/// Exit code when some inputs failed (the run itself completed).
+const EXIT_INPUTS_FAILED: u8 = 3;
+/// Exit code after Ctrl-C (the run resumes when started again).
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let progress = progress_display(cli.quiet);
+    logging::init(cli.log_format, &progress);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, &progress)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::Result<ExitCode> {
+    match command {
+        Cmd::Run(args) => run_and_report(args.config()?, progress).await,
+        Cmd::Probe { input } => {
+            let tools = Tools::locate()?;
+            let config = Config::default();
+            let source = discover(std::slice::from_ref(&input), &config.sources).await?.into_iter().next().context("nothing to probe")?;
+            let spool = tempfile::tempdir()?;
+            let fetched = Fetcher::new(config.sources, spool.path().to_path_buf())?.fetch(&source).await?;
+            let (path, d) = (fetched.path.clone(), config.decode);
+            let result = tokio::task::spawn_blocking(move || {
+                probe::probe(&tools, &path, std::time::Duration::from_secs(d.probe_timeout_s), d.max_dimension, Default::default())
+            })
+            .await?;
+            let (probe, timeline) = result.with_context(|| format!("cannot probe {input}"))?;
+            let report = serde_json::json!({
+                "source": source.uri(),
+                "video_id": fetched.video_id,
+                "size_bytes": fetched.size,
+                "probe": probe,
+                "container_frames": timeline.pts.len(),
+                "variable_fps": timeline.is_variable(),
+                "frame_duration_s": timeline.frame_duration(probe.video.avg_fps),
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Doctor { output } => Ok(if doctor::doctor(output.as_deref()).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Cmd::Demo { output } => {
+            let tools = Tools::locate()?;
+            let inputs = demo::inputs_dir(&output);
+            tracing::info!(dir = %inputs.display(), "writing synthetic demo videos");
+            let truth = tokio::task::spawn_blocking(move || demo::write_inputs(&tools, &inputs)).await??;
+            let mut config = Config::parse(include_str!("../../configs/demo.toml"), "configs/demo.toml")?;
+            config.run.inputs = vec![demo::inputs_dir(&output).display().to_string()];
+            config.run.output = Some(output.display().to_string());
+            let code = run_and_report(config, progress).await?;
+            let shots: usize = truth.iter().map(|t| t.segments.len()).sum();
+            println!("demo: {} synthetic videos with {shots} true segments; ground truth in {}", truth.len(), demo::inputs_dir(&output).join("truth.json").display());
+            Ok(code)
+        }
+    }
+}
+
+async fn run_and_report(config: Config, progress: &indicatif::MultiProgress) -> anyhow::Result<ExitCode> {
+    let cancel = Cancel::default();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted: stopping after the work in flight; run the same command again to resume");
+            on_interrupt.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(EXIT_INTERRUPTED as i32);
+            }
+        }
+    });
+    let summary = run(config, progress, cancel).await?;
+    println!("{summary}");
+    Ok(match summary.status {
+        RunStatus::Completed => ExitCode::SUCCESS,
+        RunStatus::CompletedWithFailures => ExitCode::from(EXIT_INPUTS_FAILED),
+        RunStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+    })
+}

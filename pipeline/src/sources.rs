@@ -1,0 +1,321 @@
+//! Inputs: discovery (files, directories, globs, object-store prefixes, HTTP URLs) and fetching
+//! to a local file that ffmpeg can read, hashing the bytes on the way.
+//!
+//! A video's id is the hash of its bytes, so the same video under two names is recognised. Remote
+//! inputs are spooled to a temporary file (removed when the video is done) with a size limit,
+//! timeouts and retries; local files are read in place.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clipline_core::ids::{hash_file, ContentHasher};
+use clipline_core::storage::Store;
+
+use crate::config::SourcesConfig;
+
+/// One input video, not yet read.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A local file (it may not exist: that is reported when it is fetched).
+    Local(PathBuf),
+    /// An object in an object store.
+    Object {
+        /// The store holding it.
+        store: Store,
+        /// Its key in the store.
+        key: String,
+    },
+    /// An `http://` or `https://` URL.
+    Http(String),
+}
+
+impl Source {
+    /// The normalised URI recorded in the manifests.
+    pub fn uri(&self) -> String {
+        match self {
+            Source::Local(p) => format!("file://{}", p.display()),
+            Source::Object { store, key } => store.uri_of(key),
+            Source::Http(url) => url.clone(),
+        }
+    }
+}
+
+/// An input that cannot be enumerated at all (the run stops before doing anything).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list input {input}: {message}")]
+pub struct DiscoverError {
+    input: String,
+    message: String,
+}
+
+/// Expand inputs into sources, sorted by URI and without repeats.
+///
+/// # Errors
+/// When a glob is malformed or an object-store prefix cannot be listed.
+pub async fn discover(inputs: &[String], cfg: &SourcesConfig) -> Result<Vec<Source>, DiscoverError> {
+    let fail = |input: &str, message: String| DiscoverError { input: input.to_string(), message };
+    let wanted = |name: &str| {
+        let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        cfg.extensions.iter().any(|e| *e == ext)
+    };
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.starts_with("http://") || input.starts_with("https://") {
+            out.push(Source::Http(input.clone()));
+        } else if input.starts_with("s3://") || input.starts_with("memory://") {
+            let (root, key) = split_object_uri(input);
+            let store = Store::open(&root).map_err(|e| fail(input, e.to_string()))?;
+            let entries = store.list(&key).await.map_err(|e| fail(input, e.to_string()))?;
+            if entries.iter().any(|e| e.key == key) {
+                out.push(Source::Object { store, key });
+            } else {
+                out.extend(entries.into_iter().filter(|e| wanted(&e.key)).map(|e| Source::Object { store: store.clone(), key: e.key }));
+            }
+        } else {
+            let local = input.strip_prefix("file://").unwrap_or(input);
+            if local.contains(['*', '?', '[']) {
+                let paths = glob::glob(local).map_err(|e| fail(input, e.to_string()))?;
+                for path in paths.flatten().filter(|p| p.is_file()) {
+                    out.push(Source::Local(absolute(&path)));
+                }
+            } else if Path::new(local).is_dir() {
+                walk(Path::new(local), &wanted, &mut out).map_err(|e| fail(input, e.to_string()))?;
+            } else {
+                out.push(Source::Local(absolute(Path::new(local))));
+            }
+        }
+    }
+    out.sort_by_key(Source::uri);
+    out.dedup_by_key(|s| s.uri());
+    Ok(out)
+}
+
+fn split_object_uri(uri: &str) -> (String, String) {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (format!("{scheme}://{bucket}"), key.trim_matches('/').to_string())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn walk(dir: &Path, wanted: &dyn Fn(&str) -> bool, out: &mut Vec<Source>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, wanted, out)?;
+        } else if wanted(&path.to_string_lossy()) {
+            out.push(Source::Local(absolute(&path)));
+        }
+    }
+    Ok(())
+}
+
+/// A fetched input: a local file and the hash of its bytes.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Where ffmpeg reads it.
+    pub path: PathBuf,
+    /// Content hash: the video id.
+    pub video_id: String,
+    /// Size in bytes.
+    pub size: u64,
+    _spool: Option<tempfile::TempPath>,
+}
+
+/// Why an input could not be fetched; becomes the `videos` row's `error_kind` and `error`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    /// Reason class.
+    pub kind: &'static str,
+    /// What happened, naming the input.
+    pub message: String,
+    /// Bytes read, when known.
+    pub size: Option<u64>,
+}
+
+fn fetch_error(kind: &'static str, message: impl Into<String>) -> FetchError {
+    FetchError { kind, message: message.into(), size: None }
+}
+
+/// Fetches sources to local files.
+pub struct Fetcher {
+    http: reqwest::Client,
+    cfg: SourcesConfig,
+    spool: PathBuf,
+}
+
+impl Fetcher {
+    /// A fetcher spooling remote inputs under `spool`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS set-up).
+    pub fn new(cfg: SourcesConfig, spool: PathBuf) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(cfg.http_timeout_s))
+            .user_agent(concat!("clipline/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, cfg, spool })
+    }
+
+    fn max_bytes(&self) -> u64 {
+        self.cfg.max_download_mib * 1024 * 1024
+    }
+
+    /// Fetch one source.
+    ///
+    /// # Errors
+    /// See [`FetchError`]; a zero-byte input is an error too.
+    pub async fn fetch(&self, source: &Source) -> Result<Fetched, FetchError> {
+        let fetched = match source {
+            Source::Local(path) => {
+                let path = path.clone();
+                let meta = std::fs::metadata(&path).map_err(|e| fetch_error("not_found", format!("cannot open {}: {e}", path.display())))?;
+                if !meta.is_file() {
+                    return Err(fetch_error("not_found", format!("{} is not a file", path.display())));
+                }
+                let (video_id, size) = tokio::task::spawn_blocking({
+                    let path = path.clone();
+                    move || hash_file(&path)
+                })
+                .await
+                .expect("hashing task")
+                .map_err(|e| fetch_error("read_error", format!("cannot read {}: {e}", path.display())))?;
+                Fetched { path, video_id, size, _spool: None }
+            }
+            Source::Object { store, key } => {
+                let temp = self.spool_file()?;
+                let mut hasher = ContentHasher::default();
+                let size = store
+                    .download(key, &temp, |chunk| hasher.update(chunk))
+                    .await
+                    .map_err(|e| fetch_error("unreachable", e.to_string()))?;
+                if size > self.max_bytes() {
+                    return Err(fetch_error("too_large", format!("{} is {size} bytes, over the {} MiB limit", source.uri(), self.cfg.max_download_mib)));
+                }
+                Fetched { path: temp.to_path_buf(), video_id: hasher.finish(), size, _spool: Some(temp) }
+            }
+            Source::Http(url) => self.fetch_http(url).await?,
+        };
+        if fetched.size == 0 {
+            return Err(FetchError { kind: "empty", message: format!("{} is empty (0 bytes)", source.uri()), size: Some(0) });
+        }
+        Ok(fetched)
+    }
+
+    fn spool_file(&self) -> Result<tempfile::TempPath, FetchError> {
+        std::fs::create_dir_all(&self.spool).map_err(|e| fetch_error("spool", format!("cannot create spool {}: {e}", self.spool.display())))?;
+        tempfile::Builder::new()
+            .prefix("input-")
+            .tempfile_in(&self.spool)
+            .map(|f| f.into_temp_path())
+            .map_err(|e| fetch_error("spool", format!("cannot create a file in {}: {e}", self.spool.display())))
+    }
+
+    async fn fetch_http(&self, url: &str) -> Result<Fetched, FetchError> {
+        let mut last = String::new();
+        for attempt in 0..self.cfg.http_attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            match self.try_http(url).await {
+                Ok(fetched) => return Ok(fetched),
+                Err((retry, err)) if retry => last = err.message,
+                Err((_, err)) => return Err(err),
+            }
+        }
+        Err(fetch_error("unreachable", format!("{url}: {last} (after {} attempts)", self.cfg.http_attempts.max(1))))
+    }
+
+    /// One download attempt; the flag says whether another attempt may help.
+    async fn try_http(&self, url: &str) -> Result<Fetched, (bool, FetchError)> {
+        let transient = |e: reqwest::Error| (true, fetch_error("unreachable", without_url(&e)));
+        let mut response = self.http.get(url).send().await.map_err(transient)?;
+        let status = response.status();
+        if !status.is_success() {
+            let err = fetch_error("unreachable", format!("{url}: HTTP {status}"));
+            return Err((status.is_server_error(), err));
+        }
+        if response.content_length().is_some_and(|n| n > self.max_bytes()) {
+            return Err((false, fetch_error("too_large", format!("{url} is over the {} MiB limit", self.cfg.max_download_mib))));
+        }
+        let temp = self.spool_file().map_err(|e| (false, e))?;
+        let mut file = std::fs::File::create(&temp).map_err(|e| (false, fetch_error("spool", e.to_string())))?;
+        let mut hasher = ContentHasher::default();
+        while let Some(chunk) = response.chunk().await.map_err(transient)? {
+            hasher.update(&chunk);
+            if hasher.len() > self.max_bytes() {
+                return Err((false, fetch_error("too_large", format!("{url} is over the {} MiB limit", self.cfg.max_download_mib))));
+            }
+            std::io::Write::write_all(&mut file, &chunk).map_err(|e| (false, fetch_error("spool", e.to_string())))?;
+        }
+        Ok(Fetched { path: temp.to_path_buf(), video_id: hasher.finish(), size: hasher.len(), _spool: Some(temp) })
+    }
+}
+
+/// reqwest's message, without a URL that could carry credentials in its query.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "transfer failed"
+    };
+    let detail = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
+    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
+}
+
+/// Exponential backoff with jitter: about 0.5 s, 1 s, 2 s ... capped at 10 s.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.min(5)).min(10_000);
+    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64 % (base / 2 + 1)).unwrap_or(0);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn directories_globs_and_files_expand_sorted_without_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.mp4", "a.MKV", "notes.txt", "sub/c.webm"] {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let d = dir.path().display();
+        let inputs = vec![d.to_string(), format!("{d}/*.mp4"), format!("{d}/missing.mp4")];
+        let uris: Vec<String> = discover(&inputs, &SourcesConfig::default()).await.unwrap().iter().map(Source::uri).collect();
+        let names: Vec<&str> = uris.iter().map(|u| u.rsplit('/').next().unwrap()).collect();
+        assert_eq!(names, vec!["a.MKV", "b.mp4", "missing.mp4", "c.webm"]);
+    }
+
+    #[tokio::test]
+    async fn empty_and_missing_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.mp4");
+        std::fs::write(&empty, b"").unwrap();
+        let fetcher = Fetcher::new(SourcesConfig::default(), dir.path().join("spool")).unwrap();
+        let err = fetcher.fetch(&Source::Local(empty)).await.unwrap_err();
+        assert_eq!(err.kind, "empty");
+        assert!(err.message.contains("empty.mp4") && err.message.contains("0 bytes"));
+        let err = fetcher.fetch(&Source::Local(dir.path().join("nope.mp4"))).await.unwrap_err();
+        assert_eq!(err.kind, "not_found");
+        assert!(err.message.contains("nope.mp4"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_urls_fail_after_bounded_attempts() {
+        let cfg = SourcesConfig { http_attempts: 2, http_timeout_s: 5, ..SourcesConfig::default() };
+        let fetcher = Fetcher::new(cfg, std::env::temp_dir()).unwrap();
+        // Port 9 on loopback (discard) is closed on a normal machine: connection refused.
+        let err = fetcher.fetch(&Source::Http("http://127.0.0.1:9/video.mp4".into())).await.unwrap_err();
+        assert_eq!(err.kind, "unreachable");
+        assert!(err.message.contains("127.0.0.1:9") && err.message.contains("2 attempts"), "{}", err.message);
+    }
+}
