@@ -33,6 +33,9 @@ pub struct StoreOptions {
     pub transfer_timeout: Duration,
     /// Retries of a failed S3 request before the error is returned.
     pub max_retries: usize,
+    /// S3 settings that override the environment, as object_store's config keys
+    /// (`aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, ...).
+    pub s3: Vec<(String, String)>,
 }
 
 impl Default for StoreOptions {
@@ -41,6 +44,7 @@ impl Default for StoreOptions {
             call_timeout: Duration::from_secs(60),
             transfer_timeout: Duration::from_secs(600),
             max_retries: 5,
+            s3: Vec::new(),
         }
     }
 }
@@ -107,7 +111,14 @@ impl Store {
                     retry_timeout: options.call_timeout,
                 });
             if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-                builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+                builder = builder.with_endpoint(endpoint);
+            }
+            for (key, value) in &options.s3 {
+                let key = key.parse().map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
+                builder = builder.with_config(key, value);
+            }
+            if let Some(endpoint) = builder.get_config_value(&object_store::aws::AmazonS3ConfigKey::Endpoint) {
+                builder = builder.with_virtual_hosted_style_request(false).with_allow_http(endpoint.starts_with("http://"));
             }
             let s3 = builder.build().map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
             return Ok(Self::new(Arc::new(s3), parse_key(prefix, uri)?, format!("s3://{rest}"), None, options));

@@ -65,6 +65,8 @@ pub enum Scene {
     },
     /// An ffmpeg lavfi source graph producing `WIDTH`x`HEIGHT` at `FPS`.
     Lavfi(&'static str),
+    /// Black frames between a fade-out and a fade-in: part of no shot.
+    Blank,
 }
 
 /// A run of frames of one scene.
@@ -95,7 +97,7 @@ impl Segment {
                 };
                 Some(format!("a {} {name} on a {} background", colour.0, background.0))
             }
-            Scene::Lavfi(_) => None,
+            Scene::Lavfi(_) | Scene::Blank => None,
         }
     }
 }
@@ -110,7 +112,6 @@ const PATH_PERIOD: u32 = 50;
 /// The demo videos: file name and segments (a segment boundary is a hard cut unless fades
 /// meet there).
 pub fn videos() -> Vec<(&'static str, Vec<Segment>)> {
-    let blank = || Segment::new(Scene::Lavfi("color=c=black:s=320x240:r=25"), 6);
     vec![
         (
             "shapes.mp4",
@@ -125,7 +126,7 @@ pub fn videos() -> Vec<(&'static str, Vec<Segment>)> {
             "fades.mp4",
             vec![
                 Segment { fade_out: 10, ..Segment::new(Scene::Lavfi("mandelbrot=s=320x240:r=25"), 90) },
-                blank(),
+                Segment::new(Scene::Blank, 6),
                 Segment { fade_in: 10, ..Segment::new(shape(Shape::Square, ORANGE, WHITE, (100, 60)), 260) },
                 Segment::new(Scene::Lavfi("testsrc2=s=320x240:r=25"), 10),
                 Segment::new(Scene::Lavfi("smptebars=s=320x240:r=25"), 50),
@@ -171,6 +172,8 @@ pub struct TruthSegment {
     pub fade_out: u32,
     /// The caption of a shape scene.
     pub caption: Option<String>,
+    /// Whether the segment is blank (a fade's black frames, in no shot).
+    pub blank: bool,
 }
 
 /// Write the demo videos and `truth.json` into `dir`; returns the truth.
@@ -188,7 +191,14 @@ pub fn write_inputs(tools: &Tools, dir: &Path) -> anyhow::Result<Vec<Truth>> {
         let segs = segments
             .iter()
             .map(|s| {
-                let seg = TruthSegment { start: at, end: at + s.frames, fade_in: s.fade_in, fade_out: s.fade_out, caption: s.caption() };
+                let seg = TruthSegment {
+                    start: at,
+                    end: at + s.frames,
+                    fade_in: s.fade_in,
+                    fade_out: s.fade_out,
+                    caption: s.caption(),
+                    blank: matches!(s.scene, Scene::Blank),
+                };
                 at += s.frames;
                 seg
             })
@@ -208,8 +218,12 @@ fn render(tools: &Tools, segments: &[Segment], sprites: &Path, out: &Path) -> an
     let mut input = 0;
     for (i, seg) in segments.iter().enumerate() {
         let mut chain = match &seg.scene {
-            Scene::Lavfi(src) => {
-                cmd.args(["-f", "lavfi", "-i", src]);
+            Scene::Blank | Scene::Lavfi(_) => {
+                let src = match &seg.scene {
+                    Scene::Lavfi(src) => src.to_string(),
+                    _ => format!("color=c=black:s={WIDTH}x{HEIGHT}:r={FPS}"),
+                };
+                cmd.args(["-f", "lavfi", "-i", &src]);
                 input += 1;
                 format!("[{}:v]", input - 1)
             }

@@ -233,7 +233,8 @@ impl Ingest {
             return Err(("decode_failed", message));
         }
         let claimed = outcome.video.container_frames.unwrap_or(0) as u64;
-        if (!report.clean_exit || !report.errors.is_empty()) && report.frames < claimed {
+        let damaged = !report.clean_exit || !report.errors.is_empty() || report.frames * 100 < claimed * 98;
+        if damaged && report.frames < claimed {
             outcome.video.status = "partial".into();
             outcome.video.error_kind = Some("truncated".into());
             outcome.video.error = Some(format!(
@@ -375,7 +376,7 @@ fn record_probe(row: &mut VideoRow, probe: &Probe, timeline: &Timeline) {
     row.variable_fps = Some(timeline.is_variable());
     row.has_audio = Some(probe.has_audio);
     row.duration_s = probe.duration_s;
-    row.container_frames = Some(timeline.pts.len() as i64);
+    row.container_frames = Some(v.indexed_frames.unwrap_or(timeline.pts.len() as u64) as i64);
 }
 
 /// Presentation times of decoded frames, from the packet timeline (extrapolated past its end).

@@ -48,6 +48,8 @@ pub struct VideoStream {
     pub rotation: i64,
     /// Average frame rate.
     pub avg_fps: Option<f64>,
+    /// Frame count in the container's index, when it has one (MP4 does, Matroska does not).
+    pub indexed_frames: Option<u64>,
 }
 
 impl VideoStream {
@@ -183,6 +185,7 @@ fn parse_probe(json: &Value) -> Result<Probe, ProbeError> {
             height,
             rotation: rotation(v),
             avg_fps: rate(&v["avg_frame_rate"]).or_else(|| rate(&v["r_frame_rate"])),
+            indexed_frames: num(&v["nb_frames"]).map(|n| n as u64),
         },
     })
 }

@@ -1,1 +1,11 @@
-fn main(){}
+//! End-to-end tests: the real `clipline` binary on videos generated with ffmpeg, real Parquet,
+//! a real S3 server (moto) on 127.0.0.1. See `support` for the fixtures.
+
+mod bad_inputs;
+mod demo;
+mod frame_exact;
+mod real_footage;
+mod resume;
+mod s3;
+mod storage;
+mod support;

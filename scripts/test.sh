@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run every test of the workspace.
+#   scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+"$REPO_ROOT/scripts/setup.sh" --test
+export CLIPLINE_MOTO_SERVER="$CLIPLINE_VENV/bin/moto_server"
+export CLIPLINE_REQUIRE_S3=1
+cd "$REPO_ROOT"
+exec cargo test --workspace --locked "$@"

@@ -1,0 +1,100 @@
+//! Bad inputs become `videos` rows with a status and a reason that names the file; the run goes
+//! on, and the exit code says inputs failed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clipline_core::manifest::{ClipRow, VideoRow};
+
+use crate::support::{clipline, ffmpeg, lavfi_video, output, rows};
+
+fn truncate(path: &Path, keep: f64) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..(bytes.len() as f64 * keep) as usize]).unwrap();
+}
+
+#[test]
+fn every_kind_of_bad_input_gets_a_row_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let p = |name: &str| inputs.join(name);
+    lavfi_video(&p("good.mp4"), "testsrc2", 60);
+    std::fs::write(p("empty.mp4"), b"").unwrap();
+    std::fs::write(p("text.mp4"), b"this is a text file, not a video\n").unwrap();
+    ffmpeg(&["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", p("audio_only.mp4").to_str().unwrap()]);
+    lavfi_video(&p("one_frame.mp4"), "testsrc2", 1);
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=s=192x108:r=25", "-frames:v", "200", "-c:v", "libx264", "-movflags", "+faststart", p("truncated.mp4").to_str().unwrap()]);
+    truncate(&p("truncated.mp4"), 0.5);
+    lavfi_video(&p("no_index.mp4"), "testsrc2", 100);
+    truncate(&p("no_index.mp4"), 0.7);
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-frames:v", "20", "-c:v", "libx264", p("huge.mp4").to_str().unwrap()]);
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[decode]\nmax_dimension = 400\n[sources]\nhttp_attempts = 2\nhttp_timeout_s = 5\n").unwrap();
+
+    let out_dir = dir.path().join("out");
+    let out = output(
+        clipline()
+            .arg("run")
+            .arg(&config)
+            .arg("--input")
+            .arg(&inputs)
+            .args(["--input", "http://127.0.0.1:9/unreachable.mp4", "--input"])
+            .arg(inputs.join("missing.mp4"))
+            .arg("--output")
+            .arg(&out_dir),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "exit code 3 when inputs failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    let row = |name: &str| videos.iter().find(|v| v.source_uri.ends_with(name)).unwrap_or_else(|| panic!("no row for {name}"));
+    let expect = [
+        ("good.mp4", "ok", None),
+        ("empty.mp4", "failed", Some("empty")),
+        ("text.mp4", "failed", Some("not_video")),
+        ("audio_only.mp4", "failed", Some("no_video_stream")),
+        ("one_frame.mp4", "skipped", Some("no_clips")),
+        ("truncated.mp4", "partial", Some("truncated")),
+        ("no_index.mp4", "failed", Some("not_video")),
+        ("huge.mp4", "failed", Some("too_large")),
+        ("unreachable.mp4", "failed", Some("unreachable")),
+        ("missing.mp4", "failed", Some("not_found")),
+    ];
+    for (name, status, kind) in expect {
+        let r = row(name);
+        assert_eq!((r.status.as_str(), r.error_kind.as_deref()), (status, kind), "{name}: {:?}", r.error);
+        if status != "ok" {
+            let error = r.error.as_deref().unwrap();
+            assert!(error.contains(name) || error.contains("127.0.0.1:9"), "{name}: the reason names the input: {error}");
+        }
+    }
+    assert!(row("audio_only.mp4").error.as_deref().unwrap().contains("audio only"));
+    assert!(row("huge.mp4").error.as_deref().unwrap().contains("640x360"));
+    let truncated = row("truncated.mp4");
+    assert!(truncated.decoded_frames.unwrap() < truncated.container_frames.unwrap());
+    let clips: Vec<ClipRow> = rows(&out_dir);
+    assert!(clips.iter().any(|c| c.source_uri.ends_with("truncated.mp4")), "frames that decode still give clips");
+    assert!(stdout.contains("9 failed") || stdout.contains("failed [empty]"), "{stdout}");
+    assert_eq!(videos.len(), expect.len());
+}
+
+#[test]
+fn a_hanging_ffmpeg_is_killed_and_recorded_as_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("v.mp4");
+    lavfi_video(&video, "testsrc2", 30);
+    let fake = dir.path().join("ffmpeg");
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[decode]\nstall_timeout_s = 1\n").unwrap();
+    let started = Instant::now();
+    let out_dir = dir.path().join("out");
+    let out = output(clipline().env("CLIPLINE_FFMPEG", &fake).arg("run").arg(&config).arg("-i").arg(&video).arg("-o").arg(&out_dir));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    assert_eq!(videos[0].error_kind.as_deref(), Some("timeout"));
+    assert!(videos[0].error.as_deref().unwrap().contains("no progress"), "{:?}", videos[0].error);
+}

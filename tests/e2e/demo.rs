@@ -1,0 +1,65 @@
+//! The README's main job: the demo's synthetic videos have known shots, and clipline must find
+//! them exactly.
+
+use clipline_core::manifest::{ClipRow, ShotRow, VideoRow};
+use serde_json::Value;
+
+use crate::support::{clipline, count_frames, output, rows};
+
+#[test]
+fn demo_finds_every_known_shot_and_writes_exact_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(clipline().args(["demo", "--output"]).arg(dir.path()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("clipline run completed"), "{stdout}");
+
+    let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.path().join("inputs/truth.json")).unwrap()).unwrap();
+    let shots: Vec<ShotRow> = rows(dir.path());
+    let videos: Vec<VideoRow> = rows(dir.path());
+    for video in &truth {
+        let file = video["file"].as_str().unwrap();
+        let row = videos.iter().find(|v| v.source_uri.ends_with(&format!("/{file}"))).unwrap();
+        if let Some(original) = video["copy_of"].as_str() {
+            assert_eq!(row.status, "duplicate");
+            assert!(row.duplicate_of.as_deref().unwrap().ends_with(original));
+            continue;
+        }
+        assert_eq!(row.status, "ok", "{file}: {:?}", row.error);
+        assert_eq!(row.decoded_frames, Some(video["frames"].as_i64().unwrap()), "{file}");
+        let found: Vec<&ShotRow> = shots.iter().filter(|s| s.source_uri == row.source_uri).collect();
+        let segments: Vec<&Value> = video["segments"].as_array().unwrap().iter().filter(|s| s["blank"] == false).collect();
+        assert_eq!(found.len(), segments.len(), "{file}: shots {:?}", found.iter().map(|s| (s.start_frame, s.end_frame)).collect::<Vec<_>>());
+        for (shot, seg) in found.iter().zip(&segments) {
+            let (start, end) = (seg["start"].as_i64().unwrap(), seg["end"].as_i64().unwrap());
+            let (fade_in, fade_out) = (seg["fade_in"].as_i64().unwrap(), seg["fade_out"].as_i64().unwrap());
+            assert!(shot.start_frame >= start && shot.start_frame <= start + fade_in, "{file}: shot starts at {} for segment {start}..{end}", shot.start_frame);
+            assert!(shot.end_frame <= end && shot.end_frame >= end - fade_out, "{file}: shot ends at {} for segment {start}..{end}", shot.end_frame);
+            if fade_in == 0 && fade_out == 0 {
+                assert_eq!((shot.start_frame, shot.end_frame), (start, end), "{file}: hard cuts are frame-exact");
+            }
+        }
+    }
+
+    let clips: Vec<ClipRow> = rows(dir.path());
+    assert!(clips.iter().all(|c| (15..=200).contains(&c.num_frames)));
+    let ok: Vec<&ClipRow> = clips.iter().filter(|c| c.status == "ok").collect();
+    assert!(ok.len() >= 7, "{} ok clips", ok.len());
+    assert!(clips.iter().any(|c| c.status == "filtered" && c.filter_reason.as_deref().unwrap().starts_with("static")));
+    for clip in ok {
+        let file = clip.clip_uri.as_deref().unwrap().trim_start_matches("file://");
+        assert_eq!(count_frames(std::path::Path::new(file)) as i64, clip.num_frames, "{file}");
+        let frame = clip.frame_uri.as_deref().unwrap().trim_start_matches("file://");
+        assert!(image_size(frame).0 > 0, "{frame}");
+    }
+}
+
+fn image_size(path: &str) -> (u32, u32) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.trim().split(',').map(|v| v.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}

@@ -1,0 +1,152 @@
+//! Fixtures and helpers: run the binary, make videos with ffmpeg, read manifests, start an S3
+//! server.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use clipline_core::manifest::{decode, Table};
+
+/// The `clipline` binary, quiet, with plain logs.
+pub fn clipline() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clipline"));
+    cmd.arg("--quiet").env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Run a command, returning its output; panics with stderr when it cannot start.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("command starts")
+}
+
+/// Run ffmpeg with `args` (after `-y -v error`), panicking with its stderr on failure.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg").args(["-hide_banner", "-nostdin", "-y", "-v", "error"]).args(args).output().expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A test video of `frames` frames at 25 fps, 192x108; `pattern` an ffmpeg lavfi source, with or
+/// without options (`testsrc2`, `life=mold=10`).
+pub fn lavfi_video(path: &Path, pattern: &str, frames: u32) {
+    let separator = if pattern.contains('=') { ':' } else { '=' };
+    ffmpeg(&[
+        "-f", "lavfi", "-i", &format!("{pattern}{separator}s=192x108:r=25"),
+        "-frames:v", &frames.to_string(), "-c:v", "libx264", "-pix_fmt", "yuv420p", path.to_str().unwrap(),
+    ]);
+}
+
+/// Rows of one manifest table of a local output.
+pub fn rows<T: Table>(output: &Path) -> Vec<T> {
+    let dir = output.join("manifests").join(T::NAME);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .flat_map(|p| decode::<T>(std::fs::read(p).unwrap().into(), &p.display().to_string()).unwrap())
+        .collect()
+}
+
+/// Files under a directory, relative, sorted.
+pub fn tree(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Frames in a video file, counted by decoding.
+pub fn count_frames(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// A moto S3 server on a free loopback port with one bucket; stopped on drop.
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bucket created.
+    pub bucket: String,
+}
+
+impl S3Server {
+    /// Start one, or `None` when moto is not installed (`CLIPLINE_REQUIRE_S3=1` makes that a
+    /// failure, as in CI).
+    pub fn start() -> Option<Self> {
+        let program = std::env::var("CLIPLINE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&program).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var("CLIPLINE_REQUIRE_S3").is_err(), "CLIPLINE_REQUIRE_S3 is set but {program} cannot start: {e}");
+                eprintln!("skipping S3 test: {program} cannot start ({e}); run scripts/setup.sh --test");
+                return None;
+            }
+        };
+        let server = Self { child, endpoint: format!("http://127.0.0.1:{port}"), bucket: "clipline-test".into() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(status) = server.request("PUT", &format!("/{}", server.bucket)) {
+                assert!(status == 200, "creating the bucket answered {status}");
+                return Some(server);
+            }
+            assert!(Instant::now() < deadline, "moto did not answer on port {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A bare HTTP request (moto does not check signatures); returns the status code.
+    fn request(&self, method: &str, path: &str) -> std::io::Result<u16> {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("no status line"))
+    }
+
+    /// The environment a `clipline` process needs to use this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+        ]
+    }
+
+    /// The same settings as store options.
+    pub fn options(&self) -> clipline_core::storage::StoreOptions {
+        let s3 = [("aws_access_key_id", "testing"), ("aws_secret_access_key", "testing"), ("aws_region", "us-east-1"), ("aws_endpoint", self.endpoint.as_str())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        clipline_core::storage::StoreOptions { s3, ..Default::default() }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
