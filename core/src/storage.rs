@@ -88,52 +88,56 @@ impl Store {
     /// As [`Store::open`].
     pub fn open_with(uri: &str, options: StoreOptions) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidLocation { uri: uri.to_string(), reason: reason.to_string() };
-        let trimmed = uri.trim_end_matches('/');
-        if let Some(rest) = trimmed.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(invalid("no bucket name after s3://"));
-            }
-            let mut builder = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_client_options(
-                    ClientOptions::new()
-                        .with_timeout(options.call_timeout)
-                        .with_connect_timeout(Duration::from_secs(10)),
-                )
-                .with_retry(RetryConfig {
-                    backoff: BackoffConfig {
-                        init_backoff: Duration::from_millis(100),
-                        max_backoff: Duration::from_secs(5),
-                        base: 2.0,
-                    },
-                    max_retries: options.max_retries,
-                    retry_timeout: options.call_timeout,
-                });
-            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-                builder = builder.with_endpoint(endpoint);
-            }
-            for (key, value) in &options.s3 {
-                let key = key.parse().map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
-                builder = builder.with_config(key, value);
-            }
-            if let Some(endpoint) = builder.get_config_value(&object_store::aws::AmazonS3ConfigKey::Endpoint) {
-                builder = builder.with_virtual_hosted_style_request(false).with_allow_http(endpoint.starts_with("http://"));
-            }
-            let s3 = builder.build().map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
-            return Ok(Self::new(Arc::new(s3), parse_key(prefix, uri)?, format!("s3://{rest}"), None, options));
-        }
-        if let Some(rest) = trimmed.strip_prefix("memory://") {
-            return Ok(Self::new(Arc::new(InMemory::new()), parse_key(rest, uri)?, trimmed.to_string(), None, options));
-        }
-        let path = match trimmed.strip_prefix("file://") {
-            Some(p) => PathBuf::from(p),
-            None if trimmed.contains("://") => return Err(invalid("unknown scheme; use a path, file://, s3:// or memory://")),
-            None if trimmed.is_empty() => return Err(invalid("empty location")),
-            None => PathBuf::from(trimmed),
+        let (scheme, rest) = match uri.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, uri),
         };
-        std::fs::create_dir_all(&path).map_err(|e| invalid(&format!("cannot create directory: {e}")))?;
-        let path = path.canonicalize().map_err(|e| invalid(&e.to_string()))?;
+        match scheme {
+            Some("s3") => Self::open_s3(uri, rest, options),
+            Some("memory") => Ok(Self::new(Arc::new(InMemory::new()), parse_key(rest, uri)?, format!("memory://{}", rest.trim_matches('/')), None, options)),
+            Some("file") | None => Self::open_local(uri, rest, options),
+            Some(_) => Err(invalid("unknown scheme; use a path, file://, s3:// or memory://")),
+        }
+    }
+
+    fn open_s3(uri: &str, rest: &str, options: StoreOptions) -> Result<Self> {
+        let rest = rest.trim_matches('/');
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::InvalidLocation { uri: uri.to_string(), reason: "no bucket name after s3://".into() });
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(
+                ClientOptions::new().with_timeout(options.call_timeout).with_connect_timeout(Duration::from_secs(10)),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+                max_retries: options.max_retries,
+                retry_timeout: options.call_timeout,
+            });
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        for (key, value) in &options.s3 {
+            let key = key.parse().map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
+            builder = builder.with_config(key, value);
+        }
+        if let Some(endpoint) = builder.get_config_value(&object_store::aws::AmazonS3ConfigKey::Endpoint) {
+            builder = builder.with_virtual_hosted_style_request(false).with_allow_http(endpoint.starts_with("http://"));
+        }
+        let s3 = builder.build().map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
+        Ok(Self::new(Arc::new(s3), parse_key(prefix, uri)?, format!("s3://{rest}"), None, options))
+    }
+
+    fn open_local(uri: &str, path: &str, options: StoreOptions) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidLocation { uri: uri.to_string(), reason };
+        if path.is_empty() {
+            return Err(invalid("empty location".into()));
+        }
+        let path = PathBuf::from(path);
+        std::fs::create_dir_all(&path).map_err(|e| invalid(format!("cannot create directory: {e}")))?;
+        let path = path.canonicalize().map_err(|e| invalid(e.to_string()))?;
         let fs = LocalFileSystem::new_with_prefix(&path).map_err(|source| Error::Storage { uri: uri.to_string(), source })?;
         Ok(Self::new(Arc::new(fs), Path::default(), format!("file://{}", path.display()), Some(path), options))
     }
@@ -359,6 +363,13 @@ mod tests {
             assert!(matches!(store.path(bad), Err(Error::InvalidLocation { .. })), "{bad} accepted");
         }
         assert!(store.path("manifests/clips/part-1.parquet").is_ok());
+    }
+
+    #[test]
+    fn memory_and_s3_uris_are_not_taken_for_paths() {
+        assert_eq!(Store::open("memory://").unwrap().uri(), "memory://");
+        assert!(Store::open("memory://").unwrap().local_root().is_none());
+        assert!(matches!(Store::open("s3://"), Err(Error::InvalidLocation { .. })));
     }
 
     #[test]

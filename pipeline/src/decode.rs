@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use ffmpeg_sidecar::command::FfmpegCommand;
 use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
@@ -68,7 +67,6 @@ pub fn decode_rgb(
     let mut child = command.spawn().map_err(|e| DecodeError::Spawn(e.to_string()))?;
     let events = child.iter().map_err(|e| DecodeError::Spawn(e.to_string()))?;
     let child = Arc::new(Mutex::new(child));
-    let start = Instant::now();
     let dog = {
         let child = child.clone();
         Watchdog::start(limits, cancel, move || {
@@ -79,7 +77,7 @@ pub fn decode_rgb(
     let mut frames = 0u64;
     let mut errors = Vec::new();
     for event in events {
-        dog.alive(start);
+        dog.alive();
         match event {
             FfmpegEvent::OutputFrame(frame) if frame.data.len() == frame_len => {
                 on_frame(&frame.data);

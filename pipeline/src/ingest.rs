@@ -68,7 +68,6 @@ pub struct Ingest {
 
 impl Ingest {
     /// Assemble the run state.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(config: Config, tools: Tools, output: Store, fetcher: Fetcher, stages: Stages, cancel: Cancel, scratch: PathBuf) -> Self {
         Self {
             settings_hash: config.settings_hash(),
@@ -85,49 +84,23 @@ impl Ingest {
         }
     }
 
-    fn empty_row(&self, uri: &str) -> VideoRow {
-        VideoRow {
-            video_id: None,
-            source_uri: uri.to_string(),
-            status: "ok".into(),
-            error_kind: None,
-            error: None,
-            duplicate_of: None,
-            size_bytes: None,
-            container: None,
-            codec: None,
-            pix_fmt: None,
-            width: None,
-            height: None,
-            rotation: None,
-            fps: None,
-            variable_fps: None,
-            has_audio: None,
-            duration_s: None,
-            container_frames: None,
-            decoded_frames: None,
-            shots: 0,
-            clips: 0,
-            settings_hash: self.settings_hash.clone(),
-        }
-    }
-
     /// Process input number `index` (its position in the sorted input list).
     pub async fn process(self: Arc<Self>, index: usize, source: Source) -> VideoOutcome {
         let uri = source.uri();
-        let mut outcome = VideoOutcome { video: self.empty_row(&uri), shots: vec![], clips: vec![], frames_decoded: 0, cancelled: false };
+        let mut outcome = VideoOutcome { video: VideoRow::unprocessed(&uri, &self.settings_hash), shots: vec![], clips: vec![], frames_decoded: 0, cancelled: false };
         let fetched = match self.stages.fetch.run(self.fetcher.fetch(&source)).await {
             Ok(f) => f,
             Err(e) => {
                 outcome.video.size_bytes = e.size.map(|s| s as i64);
-                return self.fail(outcome, e.kind, e.message, 3);
+                self.skip_probe_and_decode();
+                return self.fail(outcome, e.kind, e.message);
             }
         };
         outcome.video.video_id = Some(fetched.video_id.clone());
         outcome.video.size_bytes = Some(fetched.size as i64);
         if self.claimed_earlier(&fetched.video_id, index) {
             outcome.video.status = "duplicate".into();
-            self.skip_stages(3);
+            self.skip_probe_and_decode();
             return outcome;
         }
 
@@ -138,13 +111,16 @@ impl Ingest {
         };
         let (probe, timeline) = match probe {
             Ok(p) => p,
-            Err(e) => return self.fail(outcome, e.kind(), format!("{uri}: {e}"), 2),
+            Err(e) => {
+                self.stages.decode.skip();
+                return self.fail(outcome, e.kind(), format!("{uri}: {e}"));
+            }
         };
         record_probe(&mut outcome.video, &probe, &timeline);
 
         let (records, shots) = match self.analyse(&fetched.path, &probe, &mut outcome).await {
             Ok(analysis) => analysis,
-            Err((kind, message)) => return self.fail(outcome, kind, message, 0),
+            Err((kind, message)) => return self.fail(outcome, kind, message),
         };
         let times = FrameTimes::new(&probe, timeline);
         outcome.shots = self.shot_rows(&fetched.video_id, &uri, &shots, &times);
@@ -166,22 +142,19 @@ impl Ingest {
         outcome
     }
 
-    fn fail(&self, mut outcome: VideoOutcome, kind: &str, message: String, skipped_stages: usize) -> VideoOutcome {
+    fn fail(&self, mut outcome: VideoOutcome, kind: &str, message: String) -> VideoOutcome {
         tracing::warn!(source = %outcome.video.source_uri, kind, "{message}");
         outcome.video.status = "failed".into();
         outcome.video.error_kind = Some(kind.to_string());
         outcome.video.error = Some(message);
         outcome.cancelled = self.cancel.is_cancelled();
-        self.skip_stages(skipped_stages);
         outcome
     }
 
-    /// Count an early exit in the bars of the stages that the video will not reach.
-    fn skip_stages(&self, count: usize) {
-        let later = [&self.stages.probe, &self.stages.decode];
-        for stage in later.iter().rev().take(count.min(2)) {
-            stage.skip();
-        }
+    /// Count a video that stops before probing in the bars of the stages it will not reach.
+    fn skip_probe_and_decode(&self) {
+        self.stages.probe.skip();
+        self.stages.decode.skip();
     }
 
     fn claimed_earlier(&self, video_id: &str, index: usize) -> bool {

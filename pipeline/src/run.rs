@@ -98,9 +98,10 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
     let settings_hash = config.settings_hash();
     let (mut committer, resume) = Committer::open(output.clone(), settings_hash.clone(), config.run.commit_every).await?;
     let pending: Vec<_> = sources.iter().filter(|s| !resume.done.contains(&s.uri())).cloned().collect();
+    let resumed = sources.len() - pending.len();
     tracing::info!(
         inputs = sources.len(),
-        already_done = sources.len() - pending.len(),
+        already_done = resumed,
         orphans_removed = resume.orphans_removed,
         output = %output.uri(),
         settings = %settings_hash,
@@ -144,7 +145,7 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
         (false, 0) => RunStatus::Completed,
         (false, _) => RunStatus::CompletedWithFailures,
     };
-    let summary = RunSummary { status, output: output.uri().to_string(), inputs: sources.len(), resumed: resume.done.len().min(sources.len()), committed, wall_s: started.elapsed().as_secs_f64() };
+    let summary = RunSummary { status, output: output.uri().to_string(), inputs: sources.len(), resumed, committed, wall_s: started.elapsed().as_secs_f64() };
     record_run(&output, &config, &settings_hash, started_at, &summary).await?;
     Ok(summary)
 }

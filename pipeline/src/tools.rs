@@ -89,6 +89,7 @@ pub struct Limits {
 /// The reader of the process calls [`Watchdog::alive`] whenever output arrives; dropping the
 /// watchdog stops its thread.
 pub struct Watchdog {
+    start: Instant,
     last_activity_ms: Arc<AtomicU64>,
     finished: Arc<AtomicBool>,
     verdict: Arc<Mutex<Option<Stopped>>>,
@@ -126,18 +127,12 @@ impl Watchdog {
                 }
             })
         };
-        let dog = Self { last_activity_ms, finished, verdict, thread: Some(thread) };
-        dog.alive_at(start);
-        dog
-    }
-
-    fn alive_at(&self, start: Instant) {
-        self.last_activity_ms.store(start.elapsed().as_millis() as u64, Ordering::Release);
+        Self { start, last_activity_ms, finished, verdict, thread: Some(thread) }
     }
 
     /// Record that the process made progress.
-    pub fn alive(&self, start: Instant) {
-        self.alive_at(start);
+    pub fn alive(&self) {
+        self.last_activity_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Release);
     }
 
     /// Stop watching; returns why the process was killed, if it was.
@@ -184,7 +179,6 @@ pub fn run_limited(mut cmd: Command, limits: Limits, cancel: Arc<AtomicBool>) ->
         let mut c = child.lock().expect("child lock");
         (c.stdout.take().expect("piped stdout"), c.stderr.take().expect("piped stderr"))
     };
-    let start = Instant::now();
     let dog = {
         let child = child.clone();
         Watchdog::start(limits, cancel, move || {
@@ -203,7 +197,7 @@ pub fn run_limited(mut cmd: Command, limits: Limits, cancel: Arc<AtomicBool>) ->
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 stdout.extend_from_slice(&buf[..n]);
-                dog.alive(start);
+                dog.alive();
             }
         }
     }

@@ -4,6 +4,7 @@
 mod bad_inputs;
 mod demo;
 mod frame_exact;
+mod http;
 mod real_footage;
 mod resume;
 mod s3;

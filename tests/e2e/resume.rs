@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use clipline_core::manifest::{ClipRow, ShotRow, VideoRow};
+use clipline_core::manifest::{ClipRow, RunRow, ShotRow, VideoRow};
 
 use crate::support::{clipline, lavfi_video, output, rows, tree};
 
@@ -102,4 +102,28 @@ fn an_output_made_with_other_settings_is_refused_with_the_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("holds results made with settings") && stderr.contains("new output"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_finishes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    inputs(&input);
+    let out_dir = dir.path().join("out");
+    let mut child = run(&input, &out_dir).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    let finished_first = status.code() == Some(0);
+    assert!(finished_first || status.code() == Some(130), "exit {status:?}");
+
+    let out = output(&mut run(&input, &out_dir));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    assert_eq!(videos.len(), 6, "every input exactly once");
+    let runs: Vec<RunRow> = rows(&out_dir);
+    let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
+    assert!(finished_first || statuses.contains(&"interrupted"), "{statuses:?}");
+    assert!(statuses.contains(&"completed"), "{statuses:?}");
 }

@@ -41,15 +41,17 @@ fn downcast<'a, A: 'static>(array: &'a ArrayRef, want: &str) -> Result<&'a A, St
         .ok_or_else(|| format!("expected {want}, found {}", array.data_type()))
 }
 
-macro_rules! primitive_column {
-    ($rust:ty, $array:ty, $dt:expr, $want:literal, $get:expr, $put:expr) => {
+/// Implement [`Column`] for `$rust` and `Option<$rust>`, given how to read one value and how
+/// to build the array from plain and from optional values.
+macro_rules! column {
+    ($rust:ty, $array:ty, $dt:expr, $want:literal, $get:expr, $build:expr, $build_opt:expr) => {
         impl Column for $rust {
             const NULLABLE: bool = false;
             fn data_type() -> DataType {
                 $dt
             }
             fn to_array(values: Vec<Self>) -> ArrayRef {
-                Arc::new(<$array>::from_iter_values(values.into_iter().map($put)))
+                Arc::new($build(values))
             }
             fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
                 let a = downcast::<$array>(array, $want)?;
@@ -66,7 +68,7 @@ macro_rules! primitive_column {
                 $dt
             }
             fn to_array(values: Vec<Self>) -> ArrayRef {
-                Arc::new(values.into_iter().map(|v| v.map($put)).collect::<$array>())
+                Arc::new($build_opt(values))
             }
             fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
                 let a = downcast::<$array>(array, $want)?;
@@ -76,69 +78,24 @@ macro_rules! primitive_column {
     };
 }
 
-primitive_column!(i64, Int64Array, DataType::Int64, "Int64", |a: &Int64Array, i| a.value(i), |v| v);
-primitive_column!(f64, Float64Array, DataType::Float64, "Float64", |a: &Float64Array, i| a.value(i), |v| v);
-primitive_column!(
+column!(i64, Int64Array, DataType::Int64, "Int64", |a: &Int64Array, i| a.value(i), Int64Array::from, Int64Array::from);
+column!(f64, Float64Array, DataType::Float64, "Float64", |a: &Float64Array, i| a.value(i), Float64Array::from, Float64Array::from);
+column!(bool, BooleanArray, DataType::Boolean, "Boolean", |a: &BooleanArray, i| a.value(i), BooleanArray::from, BooleanArray::from);
+column!(
+    String,
+    StringArray,
+    DataType::Utf8,
+    "Utf8",
+    |a: &StringArray, i| a.value(i).to_string(),
+    StringArray::from,
+    StringArray::from
+);
+column!(
     Timestamp,
     TimestampMicrosecondArray,
     DataType::Timestamp(TimeUnit::Microsecond, None),
     "Timestamp(µs)",
     |a: &TimestampMicrosecondArray, i| Timestamp(a.value(i)),
-    |v: Timestamp| v.0
+    |v: Vec<Timestamp>| TimestampMicrosecondArray::from_iter_values(v.into_iter().map(|t| t.0)),
+    |v: Vec<Option<Timestamp>>| v.into_iter().map(|t| t.map(|t| t.0)).collect::<TimestampMicrosecondArray>()
 );
-
-impl Column for bool {
-    const NULLABLE: bool = false;
-    fn data_type() -> DataType {
-        DataType::Boolean
-    }
-    fn to_array(values: Vec<Self>) -> ArrayRef {
-        Arc::new(BooleanArray::from(values))
-    }
-    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
-        let a = downcast::<BooleanArray>(array, "Boolean")?;
-        Ok((0..a.len()).map(|i| a.value(i)).collect())
-    }
-}
-
-impl Column for Option<bool> {
-    const NULLABLE: bool = true;
-    fn data_type() -> DataType {
-        DataType::Boolean
-    }
-    fn to_array(values: Vec<Self>) -> ArrayRef {
-        Arc::new(BooleanArray::from(values))
-    }
-    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
-        let a = downcast::<BooleanArray>(array, "Boolean")?;
-        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
-    }
-}
-
-impl Column for String {
-    const NULLABLE: bool = false;
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn to_array(values: Vec<Self>) -> ArrayRef {
-        Arc::new(StringArray::from(values))
-    }
-    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
-        let a = downcast::<StringArray>(array, "Utf8")?;
-        Ok((0..a.len()).map(|i| a.value(i).to_string()).collect())
-    }
-}
-
-impl Column for Option<String> {
-    const NULLABLE: bool = true;
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn to_array(values: Vec<Self>) -> ArrayRef {
-        Arc::new(StringArray::from(values))
-    }
-    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
-        let a = downcast::<StringArray>(array, "Utf8")?;
-        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect())
-    }
-}

@@ -54,6 +54,36 @@ table! {
     }
 }
 
+impl VideoRow {
+    /// A row for a source about which nothing is known yet: status `ok`, every property null.
+    pub fn unprocessed(source_uri: &str, settings_hash: &str) -> Self {
+        Self {
+            video_id: None,
+            source_uri: source_uri.to_string(),
+            status: "ok".into(),
+            error_kind: None,
+            error: None,
+            duplicate_of: None,
+            size_bytes: None,
+            container: None,
+            codec: None,
+            pix_fmt: None,
+            width: None,
+            height: None,
+            rotation: None,
+            fps: None,
+            variable_fps: None,
+            has_audio: None,
+            duration_s: None,
+            container_frames: None,
+            decoded_frames: None,
+            shots: 0,
+            clips: 0,
+            settings_hash: settings_hash.to_string(),
+        }
+    }
+}
+
 table! {
     /// One row per detected shot, short ones included.
     pub struct ShotRow in "shots" {
@@ -205,28 +235,11 @@ mod tests {
     #[test]
     fn nullable_columns_keep_their_nulls() {
         let row = VideoRow {
-            video_id: None,
-            source_uri: "https://x/y.mp4".into(),
             status: "failed".into(),
             error_kind: Some("unreachable".into()),
             error: Some("connection refused".into()),
-            duplicate_of: None,
-            size_bytes: None,
-            container: None,
-            codec: None,
-            pix_fmt: None,
-            width: None,
-            height: None,
-            rotation: None,
-            fps: None,
-            variable_fps: None,
             has_audio: Some(false),
-            duration_s: None,
-            container_frames: None,
-            decoded_frames: None,
-            shots: 0,
-            clips: 0,
-            settings_hash: "s".into(),
+            ..VideoRow::unprocessed("https://x/y.mp4", "s")
         };
         let back = decode::<VideoRow>(encode(std::slice::from_ref(&row)).unwrap(), "videos").unwrap();
         assert_eq!(back, vec![row]);

@@ -48,7 +48,7 @@ impl Features {
         let mean = sum / n.max(1) as f64;
         let var = (sum_sq / n.max(1) as f64 - mean * mean).max(0.0);
         Self {
-            grid: grid(&luma, width, height),
+            grid: block_means(&luma, width, height, GRID_W, GRID_H),
             sharpness: laplacian_variance(&luma, width, height),
             phash: phash(&luma, width, height),
             hsv,
@@ -120,15 +120,17 @@ fn mean_std(v: &[f32]) -> (f32, f32) {
     (mean, var.sqrt())
 }
 
-fn grid(luma: &[u8], width: usize, height: usize) -> [f32; GRID_W * GRID_H] {
-    let mut out = [0f32; GRID_W * GRID_H];
-    let mut counts = [0u32; GRID_W * GRID_H];
+/// Average luma over a `cols` x `rows` grid of blocks (area downscaling).
+fn block_means<const N: usize>(luma: &[u8], width: usize, height: usize, cols: usize, rows: usize) -> [f32; N] {
+    debug_assert_eq!(cols * rows, N);
+    let mut out = [0f32; N];
+    let mut counts = [0u32; N];
     for y in 0..height {
-        let gy = y * GRID_H / height;
+        let by = y * rows / height;
         for x in 0..width {
-            let gx = x * GRID_W / width;
-            out[gy * GRID_W + gx] += luma[y * width + x] as f32;
-            counts[gy * GRID_W + gx] += 1;
+            let cell = by * cols + x * cols / width;
+            out[cell] += luma[y * width + x] as f32;
+            counts[cell] += 1;
         }
     }
     for (o, c) in out.iter_mut().zip(counts) {
@@ -161,19 +163,7 @@ fn laplacian_variance(luma: &[u8], width: usize, height: usize) -> f32 {
 fn phash(luma: &[u8], width: usize, height: usize) -> u64 {
     const N: usize = 32;
     const K: usize = 8;
-    let mut small = [0f32; N * N];
-    let mut counts = [0u32; N * N];
-    for y in 0..height {
-        let sy = y * N / height;
-        for x in 0..width {
-            let sx = x * N / width;
-            small[sy * N + sx] += luma[y * width + x] as f32;
-            counts[sy * N + sx] += 1;
-        }
-    }
-    for (s, c) in small.iter_mut().zip(counts) {
-        *s /= c.max(1) as f32;
-    }
+    let small: [f32; N * N] = block_means(luma, width, height, N, N);
     let cos = |u: usize, x: usize| ((2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * N) as f32).cos();
     let mut rows = [0f32; N * K];
     for y in 0..N {

@@ -187,11 +187,6 @@ impl ShotDetector {
         }
     }
 
-    /// Frames pushed so far.
-    pub fn frames(&self) -> usize {
-        self.records.len()
-    }
-
     /// The per-frame records and the shots they segment into.
     pub fn finish(self) -> (Vec<FrameRecord>, Vec<Shot>) {
         let shots = segment(&self.records, &self.config);

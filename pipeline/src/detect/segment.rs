@@ -106,6 +106,13 @@ fn blank_frames(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<bool> {
     blank
 }
 
+/// Content difference below which a frame repeats its predecessor (frame-rate conversion
+/// duplicates frames); repeats say nothing about motion, so they stay out of the adaptive average.
+const REPEATED_FRAME: f32 = 0.5;
+
+/// How far (in multiples of the window) to look for changing neighbours past repeated frames.
+const NEIGHBOUR_REACH: usize = 5;
+
 /// Frames `t` where a hard cut separates `t - 1` and `t`, with their adaptive ratio.
 fn cut_candidates(records: &[FrameRecord], blank: &[bool], cfg: &DetectorConfig) -> Vec<(usize, f64)> {
     let n = records.len();
@@ -117,11 +124,12 @@ fn cut_candidates(records: &[FrameRecord], blank: &[bool], cfg: &DetectorConfig)
         }
         let r = &records[t];
         let d = r.content as f64;
-        let lo = t.saturating_sub(cfg.window);
-        let neighbours: Vec<f64> = (lo..=t + cfg.window)
-            .filter(|&j| j != t && usable(j))
-            .map(|j| records[j].content as f64)
-            .collect();
+        // The nearest `window` changing frames on each side (repeats skipped, within reach).
+        let evidence = |j: &usize| usable(*j) && records[*j].content > REPEATED_FRAME;
+        let reach = cfg.window * NEIGHBOUR_REACH;
+        let before = (1..=reach).filter_map(|k| t.checked_sub(k)).filter(evidence).take(cfg.window);
+        let after = (1..=reach).map(|k| t + k).filter(evidence).take(cfg.window);
+        let neighbours: Vec<f64> = before.chain(after).map(|j| records[j].content as f64).collect();
         let average = if neighbours.is_empty() { 0.0 } else { neighbours.iter().sum::<f64>() / neighbours.len() as f64 };
         let ratio = d / average.max(1.0);
         if ratio >= 2.0 {
@@ -186,6 +194,13 @@ mod tests {
         let shots = segment(&records, &DetectorConfig::default());
         assert_eq!(shots.len(), 2);
         assert_eq!((shots[1].start, shots[1].transition), (15, Transition::Cut));
+    }
+
+    #[test]
+    fn repeated_frames_do_not_make_ordinary_changes_look_like_cuts() {
+        // 25 fps made from 8 fps: every third frame changes, the others repeat.
+        let records: Vec<_> = (0..60).map(|i| rec(if i % 3 == 0 { 15.0 } else { 0.0 })).collect();
+        assert_eq!(segment(&records, &DetectorConfig::default()).len(), 1);
     }
 
     #[test]

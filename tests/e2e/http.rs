@@ -1,0 +1,47 @@
+//! HTTP inputs are downloaded, hashed and cut like local files; the same bytes from a URL and a
+//! path are one video.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clipline_core::manifest::{ClipRow, VideoRow};
+
+use crate::support::{clipline, lavfi_video, output, rows};
+
+#[test]
+fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    lavfi_video(&served.join("clip.mp4"), "testsrc2", 60);
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        .arg(&served)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 serves files");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/clip.mp4");
+    let out_dir = dir.path().join("out");
+    let out = output(clipline().args(["run", "--input", &url, "--input"]).arg(served.join("clip.mp4")).arg("--output").arg(&out_dir));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    let by_url = videos.iter().find(|v| v.source_uri == url).unwrap();
+    let by_path = videos.iter().find(|v| v.source_uri.starts_with("file://")).unwrap();
+    assert_eq!(by_url.video_id, by_path.video_id, "same bytes, same id");
+    assert_eq!(by_path.status, "ok", "file:// sorts first and is processed");
+    assert_eq!((by_url.status.as_str(), by_url.duplicate_of.as_deref()), ("duplicate", Some(by_path.source_uri.as_str())));
+    let clips: Vec<ClipRow> = rows(&out_dir);
+    assert_eq!(clips.len(), 1);
+    assert_eq!(clips[0].source_uri, by_path.source_uri);
+}
