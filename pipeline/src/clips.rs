@@ -151,7 +151,8 @@ mod tests {
     fn record(motion: f32, phash: u64) -> FrameRecord {
         FrameRecord {
             content: 0.0,
-            hist: 0.0,
+            hue: 0.0,
+            relit_residual: 0.0,
             structure: 0.0,
             flash_return: f32::INFINITY,
             flash_back: f32::INFINITY,

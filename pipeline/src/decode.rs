@@ -83,10 +83,10 @@ pub fn decode_rgb(
                 on_frame(&frame.data);
                 frames += 1;
             }
-            FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line) | FfmpegEvent::Error(line) => {
-                if errors.len() < 8 && !line.trim().is_empty() {
-                    errors.push(line.trim().to_string());
-                }
+            FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line) | FfmpegEvent::Error(line)
+                if errors.len() < 8 && !line.trim().is_empty() =>
+            {
+                errors.push(line.trim().to_string());
             }
             _ => {}
         }

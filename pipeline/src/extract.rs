@@ -31,6 +31,27 @@ fn scale_filter(max_side: u32) -> Option<String> {
     })
 }
 
+/// How extraction runs ffmpeg: which binary, under which limits, cancelled by which flag.
+pub struct Runner<'a> {
+    /// ffmpeg and ffprobe.
+    pub tools: &'a Tools,
+    /// Time limits per process.
+    pub limits: Limits,
+    /// The run's cancellation flag.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Runner<'_> {
+    fn run(&self, cmd: Command, dest: &Path) -> Result<(), String> {
+        let done = run_limited(cmd, self.limits, self.cancel.clone()).map_err(|e| format!("ffmpeg {e}"))?;
+        let written = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        if !done.success || written == 0 {
+            return Err(format!("ffmpeg could not write {}: {}", dest.display(), last_error_line(&done.stderr)));
+        }
+        Ok(())
+    }
+}
+
 fn base_command(tools: &Tools, source: &Path, seek: Seek) -> Command {
     let mut cmd = Command::new(&tools.ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
@@ -45,8 +66,8 @@ fn base_command(tools: &Tools, source: &Path, seek: Seek) -> Command {
 ///
 /// # Errors
 /// A message naming the clip when ffmpeg fails or is killed.
-pub fn write_clip(tools: &Tools, source: &Path, seek: Seek, frames: u64, cfg: &ClipsConfig, dest: &Path, limits: Limits, cancel: Arc<AtomicBool>) -> Result<(), String> {
-    let mut cmd = base_command(tools, source, seek);
+pub fn write_clip(runner: &Runner, source: &Path, seek: Seek, frames: u64, cfg: &ClipsConfig, dest: &Path) -> Result<(), String> {
+    let mut cmd = base_command(runner.tools, source, seek);
     cmd.args(["-frames:v", &frames.to_string(), "-fps_mode", "passthrough"]);
     if let Some(filter) = scale_filter(cfg.max_side) {
         cmd.args(["-vf", &filter]);
@@ -54,30 +75,21 @@ pub fn write_clip(tools: &Tools, source: &Path, seek: Seek, frames: u64, cfg: &C
     cmd.args(["-c:v", &cfg.codec, "-crf", &cfg.crf.to_string(), "-preset", &cfg.preset, "-pix_fmt", "yuv420p"])
         .args(["-movflags", "+faststart"])
         .arg(dest);
-    run(cmd, limits, cancel, dest)
+    runner.run(cmd, dest)
 }
 
 /// Write the frame at `seek` of `source` as an image at `dest` (format from its extension).
 ///
 /// # Errors
 /// A message naming the frame when ffmpeg fails or is killed.
-pub fn write_frame(tools: &Tools, source: &Path, seek: Seek, max_side: u32, dest: &Path, limits: Limits, cancel: Arc<AtomicBool>) -> Result<(), String> {
-    let mut cmd = base_command(tools, source, seek);
+pub fn write_frame(runner: &Runner, source: &Path, seek: Seek, max_side: u32, dest: &Path) -> Result<(), String> {
+    let mut cmd = base_command(runner.tools, source, seek);
     cmd.args(["-frames:v", "1", "-q:v", "2"]);
     if let Some(filter) = scale_filter(max_side) {
         cmd.args(["-vf", &filter]);
     }
     cmd.arg(dest);
-    run(cmd, limits, cancel, dest)
-}
-
-fn run(cmd: Command, limits: Limits, cancel: Arc<AtomicBool>, dest: &Path) -> Result<(), String> {
-    let done = run_limited(cmd, limits, cancel).map_err(|e| format!("ffmpeg {e}"))?;
-    let written = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-    if !done.success || written == 0 {
-        return Err(format!("ffmpeg could not write {}: {}", dest.display(), last_error_line(&done.stderr)));
-    }
-    Ok(())
+    runner.run(cmd, dest)
 }
 
 /// Upload a finished local file to `key` of the output store.

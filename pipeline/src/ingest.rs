@@ -313,11 +313,12 @@ impl Ingest {
             .extract
             .run_blocking(move || {
                 let c = &me.config.clips;
+                let runner = extract::Runner { tools: &me.tools, limits, cancel: me.cancel.flag() };
                 if c.write_clip_files {
-                    extract::write_clip(&me.tools, &source, clip_seek, frames, c, &clip_path, limits, me.cancel.flag())?;
+                    extract::write_clip(&runner, &source, clip_seek, frames, c, &clip_path)?;
                 }
                 if c.write_middle_frames {
-                    extract::write_frame(&me.tools, &source, frame_seek, c.frame_max_side, &frame_path, limits, me.cancel.flag())?;
+                    extract::write_frame(&runner, &source, frame_seek, c.frame_max_side, &frame_path)?;
                 }
                 Ok::<_, String>(())
             })

@@ -121,15 +121,16 @@ impl ProbeError {
     }
 }
 
-/// Probe a local file.
+/// Probe a local file: one ffprobe call for the container, the streams and the packet times
+/// (each ffprobe start costs tens of milliseconds of library loading).
 ///
 /// # Errors
 /// See [`ProbeError`].
 pub fn probe(tools: &Tools, path: &Path, timeout: Duration, max_dimension: u32, cancel: Arc<AtomicBool>) -> Result<(Probe, Timeline), ProbeError> {
     let limits = Limits { stall: timeout, total: timeout };
     let mut cmd = Command::new(&tools.ffprobe);
-    cmd.args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"]).arg(path);
-    let out = run_limited(cmd, limits, cancel.clone())?;
+    cmd.args(["-v", "error", "-print_format", "json", "-show_entries", "format:stream:packet=stream_index,pts_time"]).arg(path);
+    let out = run_limited(cmd, limits, cancel)?;
     if !out.success {
         return Err(ProbeError::NotMedia(last_error_line(&out.stderr)));
     }
@@ -139,18 +140,20 @@ pub fn probe(tools: &Tools, path: &Path, timeout: Duration, max_dimension: u32, 
     if w > max_dimension || h > max_dimension {
         return Err(ProbeError::TooLarge { width: w, height: h, max: max_dimension });
     }
-    let mut cmd = Command::new(&tools.ffprobe);
-    cmd.args(["-v", "error", "-select_streams"])
-        .arg(probe.video.index.to_string())
-        .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"])
-        .arg(path);
-    let out = run_limited(cmd, limits, cancel)?;
-    let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+    let timeline = parse_timeline(&json, probe.video.index);
+    Ok((probe, timeline))
+}
+
+/// The sorted PTS of one stream's packets.
+fn parse_timeline(json: &Value, stream: u32) -> Timeline {
+    let packets = json["packets"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut pts: Vec<f64> = packets
+        .iter()
+        .filter(|p| p["stream_index"].as_u64() == Some(stream as u64))
+        .filter_map(|p| num(&p["pts_time"]))
         .collect();
     pts.sort_by(f64::total_cmp);
-    Ok((probe, Timeline { pts }))
+    Timeline { pts }
 }
 
 fn parse_probe(json: &Value) -> Result<Probe, ProbeError> {
@@ -242,6 +245,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parse_probe(&json).unwrap_err().kind(), "no_video_stream");
+    }
+
+    #[test]
+    fn the_timeline_takes_the_video_packets_in_presentation_order() {
+        let json: Value = serde_json::from_str(
+            r#"{"packets":[{"stream_index":0,"pts_time":"0.08"},{"stream_index":1,"pts_time":"0.01"},
+                {"stream_index":0,"pts_time":"0.00"},{"stream_index":0,"pts_time":"0.04"},{"stream_index":0,"pts_time":"N/A"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_timeline(&json, 0).pts, vec![0.0, 0.04, 0.08]);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub async fn discover(inputs: &[String], cfg: &SourcesConfig) -> Result<Vec<Sour
     let fail = |input: &str, message: String| DiscoverError { input: input.to_string(), message };
     let wanted = |name: &str| {
         let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        cfg.extensions.iter().any(|e| *e == ext)
+        cfg.extensions.contains(&ext)
     };
     let mut out = Vec::new();
     for input in inputs {

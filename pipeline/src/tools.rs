@@ -230,8 +230,7 @@ pub fn last_error_line(stderr: &str) -> String {
     stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap_or("no error output")
         .to_string()
 }

@@ -1,18 +1,17 @@
-//! What one analysis frame contributes: HSV pixels, luma, a hue/saturation histogram, a coarse
-//! luma grid, and the frame's own scores (brightness, contrast, sharpness, perceptual hash).
+//! What one analysis frame contributes: HSV pixels, luma, a coarse luma grid, and the frame's own
+//! scores (brightness, contrast, sharpness, perceptual hash).
 
-/// Hue bins × saturation bins of the colour histogram.
-const HUE_BINS: usize = 16;
-const SAT_BINS: usize = 4;
+use std::sync::OnceLock;
+
 /// Coarse luma grid for the layout comparison.
 const GRID_W: usize = 16;
 const GRID_H: usize = 9;
 
 /// Features of one frame.
 pub struct Features {
-    hsv: Vec<[u8; 3]>,
+    /// Hue, saturation and value planes (planar, so the difference loops vectorise).
+    hsv: [Vec<u8>; 3],
     luma: Vec<u8>,
-    hist: [f32; HUE_BINS * SAT_BINS],
     grid: [f32; GRID_W * GRID_H],
     /// Mean luma, 0–255.
     pub luma_mean: f32,
@@ -28,23 +27,19 @@ impl Features {
     /// Compute from packed RGB of `width * height` pixels.
     pub fn from_rgb(rgb: &[u8], width: usize, height: usize) -> Self {
         let n = width * height;
-        let mut hsv = Vec::with_capacity(n);
+        let mut hsv = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
         let mut luma = Vec::with_capacity(n);
-        let mut hist = [0f32; HUE_BINS * SAT_BINS];
         let (mut sum, mut sum_sq) = (0f64, 0f64);
         for px in rgb.chunks_exact(3).take(n) {
             let (h, s, v) = to_hsv(px[0], px[1], px[2]);
-            hsv.push([h, s, v]);
+            hsv[0].push(h);
+            hsv[1].push(s);
+            hsv[2].push(v);
             let y = ((77 * px[0] as u32 + 150 * px[1] as u32 + 29 * px[2] as u32) >> 8) as u8;
             luma.push(y);
             sum += y as f64;
             sum_sq += (y as f64) * (y as f64);
-            let hb = (h as usize * HUE_BINS / 180).min(HUE_BINS - 1);
-            let sb = (s as usize * SAT_BINS / 256).min(SAT_BINS - 1);
-            hist[hb * SAT_BINS + sb] += 1.0;
         }
-        let inv = 1.0 / n.max(1) as f32;
-        hist.iter_mut().for_each(|h| *h *= inv);
         let mean = sum / n.max(1) as f64;
         let var = (sum_sq / n.max(1) as f64 - mean * mean).max(0.0);
         Self {
@@ -53,7 +48,6 @@ impl Features {
             phash: phash(&luma, width, height),
             hsv,
             luma,
-            hist,
             luma_mean: mean as f32,
             luma_std: var.sqrt() as f32,
         }
@@ -61,18 +55,35 @@ impl Features {
 
     /// Mean absolute HSV difference (hue circular, on OpenCV's 0–180 scale), 0–255.
     pub fn content_diff(&self, other: &Self) -> f32 {
-        let mut total = 0u64;
-        for (a, b) in self.hsv.iter().zip(&other.hsv) {
-            let dh = a[0].abs_diff(b[0]);
-            let dh = dh.min(180 - dh.min(180));
-            total += dh as u64 + a[1].abs_diff(b[1]) as u64 + a[2].abs_diff(b[2]) as u64;
-        }
-        total as f32 / (3 * self.hsv.len().max(1)) as f32
+        let [hue, sat, val] = self.channel_diffs(other);
+        (hue + sat + val) / 3.0
     }
 
-    /// Half the L1 distance of the hue/saturation histograms, 0–1.
-    pub fn hist_distance(&self, other: &Self) -> f32 {
-        0.5 * self.hist.iter().zip(&other.hist).map(|(a, b)| (a - b).abs()).sum::<f32>()
+    /// Mean absolute difference of hue (circular), saturation and value, each 0–255.
+    pub fn channel_diffs(&self, other: &Self) -> [f32; 3] {
+        let hue: u64 = self.hsv[0]
+            .iter()
+            .zip(&other.hsv[0])
+            .map(|(a, b)| {
+                let d = a.abs_diff(*b);
+                d.min(180u8.saturating_sub(d)) as u64
+            })
+            .sum();
+        let n = self.hsv[0].len().max(1) as f32;
+        [hue as f32 / n, sum_abs_diff(&self.hsv[1], &other.hsv[1]) as f32 / n, sum_abs_diff(&self.hsv[2], &other.hsv[2]) as f32 / n]
+    }
+
+    /// Mean absolute luma difference that remains after matching this frame's brightness and
+    /// contrast to `other`'s: near zero when only the light changed.
+    pub fn relit_residual(&self, other: &Self) -> f32 {
+        let gain = if self.luma_std > 1.0 { other.luma_std / self.luma_std } else { 1.0 };
+        let total: f32 = self
+            .luma
+            .iter()
+            .zip(&other.luma)
+            .map(|(&a, &b)| ((a as f32 - self.luma_mean) * gain - (b as f32 - other.luma_mean)).abs())
+            .sum();
+        total / self.luma.len().max(1) as f32
     }
 
     /// 1 − Pearson correlation of the coarse luma grids, 0–2. Blank grids compare by mean.
@@ -88,29 +99,47 @@ impl Features {
 
     /// Mean absolute luma difference, 0–255.
     pub fn luma_diff(&self, other: &Self) -> f32 {
-        let total: u64 = self.luma.iter().zip(&other.luma).map(|(a, b)| a.abs_diff(*b) as u64).sum();
-        total as f32 / self.luma.len().max(1) as f32
+        sum_abs_diff(&self.luma, &other.luma) as f32 / self.luma.len().max(1) as f32
     }
 }
 
+/// Sum of absolute differences, in chunks whose partial sums fit in u16 so the loop vectorises.
+fn sum_abs_diff(a: &[u8], b: &[u8]) -> u64 {
+    const CHUNK: usize = 256;
+    a.chunks(CHUNK)
+        .zip(b.chunks(CHUNK))
+        .map(|(ca, cb)| ca.iter().zip(cb).map(|(x, y)| x.abs_diff(*y) as u16).fold(0u16, u16::wrapping_add) as u64)
+        .sum()
+}
+
+/// Reciprocals 1/n for n in 0..=255 (0 for n = 0), so the per-pixel HSV conversion multiplies
+/// instead of dividing.
+fn reciprocals() -> &'static [f32; 256] {
+    static TABLE: OnceLock<[f32; 256]> = OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|n| if n == 0 { 0.0 } else { 1.0 / n as f32 }))
+}
+
 /// RGB to HSV with H in 0–179 (OpenCV's scale), S and V in 0–255.
+#[inline]
 fn to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
-    let max = r.max(g).max(b) as i32;
-    let min = r.min(g).min(b) as i32;
+    let max = r.max(g).max(b);
+    let min = r.min(g).min(b);
     let delta = max - min;
     if delta == 0 {
-        return (0, 0, max as u8);
+        return (0, 0, max);
     }
-    let s = (255 * delta / max) as u8;
-    let (r, g, b) = (r as i32, g as i32, b as i32);
-    let h60 = if max == r {
-        30 * (g - b) / delta
-    } else if max == g {
-        60 + 30 * (b - r) / delta
+    let inv = reciprocals();
+    let s = (255.0 * delta as f32 * inv[max as usize]) as u8;
+    let (r, g, b) = (r as f32, g as f32, b as f32);
+    let k = 30.0 * inv[delta as usize];
+    let h = if max as f32 == r {
+        (g - b) * k
+    } else if max as f32 == g {
+        60.0 + (b - r) * k
     } else {
-        120 + 30 * (r - g) / delta
+        120.0 + (r - g) * k
     };
-    (h60.rem_euclid(180) as u8, s, max as u8)
+    ((h as i32).rem_euclid(180) as u8, s, max)
 }
 
 fn mean_std(v: &[f32]) -> (f32, f32) {
@@ -164,17 +193,20 @@ fn phash(luma: &[u8], width: usize, height: usize) -> u64 {
     const N: usize = 32;
     const K: usize = 8;
     let small: [f32; N * N] = block_means(luma, width, height, N, N);
-    let cos = |u: usize, x: usize| ((2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * N) as f32).cos();
+    static COS: OnceLock<[[f32; N]; K]> = OnceLock::new();
+    let cos = COS.get_or_init(|| {
+        std::array::from_fn(|u| std::array::from_fn(|x| ((2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * N) as f32).cos()))
+    });
     let mut rows = [0f32; N * K];
     for y in 0..N {
         for u in 0..K {
-            rows[y * K + u] = (0..N).map(|x| small[y * N + x] * cos(u, x)).sum();
+            rows[y * K + u] = (0..N).map(|x| small[y * N + x] * cos[u][x]).sum();
         }
     }
     let mut coeffs = [0f32; K * K];
     for v in 0..K {
         for u in 0..K {
-            coeffs[v * K + u] = (0..N).map(|y| rows[y * K + u] * cos(v, y)).sum();
+            coeffs[v * K + u] = (0..N).map(|y| rows[y * K + u] * cos[v][y]).sum();
         }
     }
     let mut ac: Vec<f32> = coeffs[1..].to_vec();
@@ -186,6 +218,14 @@ fn phash(luma: &[u8], width: usize, height: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunked_sum_of_differences_equals_the_plain_sum() {
+        let a: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let b: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let plain: u64 = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+        assert_eq!(sum_abs_diff(&a, &b), plain);
+    }
 
     #[test]
     fn hsv_matches_opencv_conventions() {

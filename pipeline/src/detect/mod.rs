@@ -7,8 +7,9 @@
 //!
 //! - **flashes**: when a frame within the next few returns close to the frame before the jump,
 //!   the jump was a flash (photo flash, lightning, a glitch frame), not a cut;
-//! - **lighting changes**: when the spatial layout (correlation of a coarse luma grid) and the
-//!   hue/saturation histogram both stay, only brightness changed;
+//! - **lighting changes**: when the new frame is the old one under a global change of
+//!   brightness and contrast (little luma difference remains once they are matched, hues and
+//!   the coarse layout stay);
 //! - **fades**: runs of blank (near-uniform) frames end one shot and start the next, and the
 //!   blank frames belong to neither.
 //!
@@ -47,11 +48,14 @@ pub struct DetectorConfig {
     /// A jump is a flash when a later frame comes within this fraction of the jump of the frame
     /// before it.
     pub flash_return: f64,
-    /// A jump whose coarse-layout dissimilarity (1 − correlation) stays below this ...
+    /// A jump is a lighting change, not a cut, when the luma difference left after matching
+    /// brightness and contrast is below this fraction of the raw luma difference ...
+    pub lighting_residual: f64,
+    /// ... and the mean hue difference (0–180 scale) is below this ...
+    pub lighting_hue: f64,
+    /// ... and the coarse layout's dissimilarity (1 − correlation) is below this: the light
+    /// changed, not the scene.
     pub lighting_structure: f64,
-    /// ... and whose hue/saturation histogram distance (0–1) stays below this is a lighting
-    /// change, not a cut.
-    pub lighting_hist: f64,
     /// Cuts closer than this many frames are merged, keeping the strongest.
     pub min_cut_gap: usize,
     /// Frames whose luma standard deviation is below this are blank (fade or slate).
@@ -68,8 +72,9 @@ impl Default for DetectorConfig {
             window: 2,
             flash_frames: 3,
             flash_return: 0.4,
+            lighting_residual: 0.35,
+            lighting_hue: 8.0,
             lighting_structure: 0.25,
-            lighting_hist: 0.15,
             min_cut_gap: 4,
             uniform_std: 6.0,
         }
@@ -87,7 +92,7 @@ impl DetectorConfig {
     /// The detector and its settings, as recorded in the manifests.
     pub fn describe(&self) -> String {
         format!(
-            "clipline-adaptive/1 ratio={} min={} structural={}/{} window={} flash={}/{} lighting={}/{} gap={} uniform={}",
+            "clipline-adaptive/2 ratio={} min={} structural={}/{} window={} flash={}/{} lighting={}/{}/{} gap={} uniform={}",
             self.adaptive_ratio,
             self.min_content,
             self.structural_min_content,
@@ -95,8 +100,9 @@ impl DetectorConfig {
             self.window,
             self.flash_frames,
             self.flash_return,
+            self.lighting_residual,
+            self.lighting_hue,
             self.lighting_structure,
-            self.lighting_hist,
             self.min_cut_gap,
             self.uniform_std
         )
@@ -109,8 +115,10 @@ impl DetectorConfig {
 pub struct FrameRecord {
     /// HSV content difference to the previous frame (0 for frame 0).
     pub content: f32,
-    /// Hue/saturation histogram distance to the previous frame, 0–1.
-    pub hist: f32,
+    /// Mean circular hue difference to the previous frame (0–180 scale).
+    pub hue: f32,
+    /// Luma difference to the previous frame left after matching brightness and contrast.
+    pub relit_residual: f32,
     /// 1 − correlation of the coarse luma grid with the previous frame's.
     pub structure: f32,
     /// Smallest content difference between the previous frame and the next `flash_frames`
@@ -151,7 +159,8 @@ impl ShotDetector {
         let f = Features::from_rgb(rgb, self.width, self.height);
         let mut record = FrameRecord {
             content: 0.0,
-            hist: 0.0,
+            hue: 0.0,
+            relit_residual: 0.0,
             structure: 0.0,
             flash_return: f32::INFINITY,
             flash_back: f32::INFINITY,
@@ -162,8 +171,10 @@ impl ShotDetector {
             phash: f.phash,
         };
         if let Some(prev) = self.recent.back() {
-            record.content = prev.content_diff(&f);
-            record.hist = prev.hist_distance(&f);
+            let [hue, sat, val] = prev.channel_diffs(&f);
+            record.content = (hue + sat + val) / 3.0;
+            record.hue = hue;
+            record.relit_residual = prev.relit_residual(&f);
             record.structure = prev.structure_dissimilarity(&f);
             record.motion = prev.luma_diff(&f);
         }

@@ -133,7 +133,7 @@ fn cut_candidates(records: &[FrameRecord], blank: &[bool], cfg: &DetectorConfig)
         let average = if neighbours.is_empty() { 0.0 } else { neighbours.iter().sum::<f64>() / neighbours.len() as f64 };
         let ratio = d / average.max(1.0);
         if ratio >= 2.0 {
-            tracing::trace!(frame = t, content = d, ratio, flash_return = r.flash_return, flash_back = r.flash_back, structure = r.structure, hist = r.hist, "boundary candidate");
+            tracing::trace!(frame = t, content = d, ratio, flash_return = r.flash_return, flash_back = r.flash_back, structure = r.structure, relit = r.relit_residual, motion = r.motion, "boundary candidate");
         }
         let floor = if r.structure as f64 >= cfg.structural_change { cfg.structural_min_content } else { cfg.min_content };
         if ratio < cfg.adaptive_ratio || d < floor {
@@ -142,7 +142,8 @@ fn cut_candidates(records: &[FrameRecord], blank: &[bool], cfg: &DetectorConfig)
         if (r.flash_return.min(r.flash_back) as f64) < cfg.flash_return * d {
             continue;
         }
-        if (r.structure as f64) < cfg.lighting_structure && (r.hist as f64) < cfg.lighting_hist {
+        let relit = (r.relit_residual as f64) < cfg.lighting_residual * r.motion as f64;
+        if relit && (r.hue as f64) < cfg.lighting_hue && (r.structure as f64) < cfg.lighting_structure {
             continue;
         }
         cuts.push((t, ratio));
@@ -173,7 +174,8 @@ mod tests {
     fn rec(content: f32) -> FrameRecord {
         FrameRecord {
             content,
-            hist: 0.5,
+            hue: 20.0,
+            relit_residual: 10.0,
             structure: 0.8,
             flash_return: f32::INFINITY,
             flash_back: f32::INFINITY,
