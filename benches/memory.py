@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `memory`: peak RSS of clipline over N and 10N inputs; it should stay flat.
 
-    python3 benches/memory.py [N]      (default 6)
+    python3 benches/memory.py [N]      (default 16: at least the videos the pipeline keeps in flight)
 
 Generates 10N distinct synthetic videos (320x240, 80 frames, ffmpeg's `life` source with
 different seeds), runs `clipline run` (middle frames on, clip files off) over the first N and
@@ -43,7 +43,7 @@ def peak_rss_mib(inputs_dir, output):
 
 def main():
     need_clipline()
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 6
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 16
     work = Path(tempfile.mkdtemp(prefix="clipline-memory-"))
     small, large = work / "small", work / "large"
     small.mkdir()

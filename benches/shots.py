@@ -7,7 +7,8 @@ Prints frames/s and video-seconds/s of
   - a plain ffmpeg decode at clipline's analysis size (128x72), discarding the frames: the floor;
   - clipline's shot detection (`run --no-clip-files --no-middle-frames`: fetch, hash, probe,
     decode, detect, score, commit);
-  - clipline's ingest with middle frames (the frame-exact seeks included);
+  - clipline's ingest with middle frames (the frame-exact seeks included), and with re-encoded
+    clip files too (the default);
   - PySceneDetect 0.7 (OpenCV backend) ContentDetector and AdaptiveDetector at their defaults;
 each using every core across videos (one process per video at a time per core), and the ratios.
 Needs: ffmpeg, a built clipline, `pip install scenedetect opencv-python-headless duckdb`.
@@ -34,15 +35,18 @@ def main():
     t, out = timed(clipline_run, files, "--no-clip-files")
     results["clipline ingest + middle frames"] = t
     shutil.rmtree(out)
+    t, out = timed(clipline_run, files)
+    results["clipline ingest + frames + clip files"] = t
+    shutil.rmtree(out)
     for detector in ("content", "adaptive"):
         with ProcessPoolExecutor(max_workers=CORES) as pool:
             t, _ = timed(lambda: list(pool.map(pyscenedetect_cuts, files, [detector] * len(files))))
         results[f"PySceneDetect {detector}"] = t
 
     floor = results["ffmpeg decode 128x72 (floor)"]
-    print(f"{'':34} {'wall s':>8} {'frames/s':>10} {'video s/s':>10} {'x floor':>8}")
+    print(f"{'':38} {'wall s':>8} {'frames/s':>10} {'video s/s':>10} {'x floor':>8}")
     for name, t in results.items():
-        print(f"{name:34} {t:8.2f} {frames / t:10.0f} {seconds / t:10.1f} {t / floor:8.2f}")
+        print(f"{name:38} {t:8.2f} {frames / t:10.0f} {seconds / t:10.1f} {t / floor:8.2f}")
     ours = results["clipline shots + scores"]
     for detector in ("content", "adaptive"):
         print(f"clipline is {results[f'PySceneDetect {detector}'] / ours:.2f}x as fast as PySceneDetect {detector}")

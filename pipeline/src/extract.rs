@@ -1,9 +1,10 @@
 //! Per-clip files: a frame-exact re-encoded clip and the middle frame as an image.
 //!
-//! Each is one ffmpeg call with an accurate input seek to a time between the wanted frame and the
-//! one before it (taken from the packet timeline), so ffmpeg decodes from the nearest keyframe
-//! and drops everything before the wanted frame; `-frames:v` then stops exactly at the clip's
-//! end. The file is written to a temporary directory and uploaded atomically to the output store.
+//! One ffmpeg call per clip does both: an accurate input seek to a time between the clip's first
+//! frame and the one before it (taken from the packet timeline) makes ffmpeg decode from the
+//! nearest keyframe and drop everything before that frame; `-frames:v` stops the clip exactly
+//! at its end, and `select` picks the middle frame from the same decoded frames. Files are
+//! written to a temporary directory and uploaded atomically to the output store.
 
 use std::path::Path;
 use std::process::Command;
@@ -41,55 +42,83 @@ pub struct Runner<'a> {
     pub cancel: Arc<AtomicBool>,
 }
 
+/// One file an extraction writes.
+pub enum Output<'a> {
+    /// The clip: `frames` frames from the seek point, re-encoded.
+    Clip {
+        /// Frames to write.
+        frames: u64,
+        /// Encoder settings.
+        cfg: &'a ClipsConfig,
+        /// Where.
+        dest: &'a Path,
+    },
+    /// One image: the frame `offset` frames after the seek point.
+    Frame {
+        /// Frames after the seek point.
+        offset: u64,
+        /// Largest side (0: source size).
+        max_side: u32,
+        /// Where; the extension picks the format.
+        dest: &'a Path,
+    },
+}
+
+impl Output<'_> {
+    fn dest(&self) -> &Path {
+        match self {
+            Output::Clip { dest, .. } | Output::Frame { dest, .. } => dest,
+        }
+    }
+
+    fn append_to(&self, cmd: &mut Command, stream: u32) {
+        cmd.args(["-map", &format!("0:{stream}"), "-an", "-sn", "-dn"]);
+        match self {
+            Output::Clip { frames, cfg, dest } => {
+                cmd.args(["-frames:v", &frames.to_string(), "-fps_mode", "passthrough"]);
+                if let Some(filter) = scale_filter(cfg.max_side) {
+                    cmd.args(["-vf", &filter]);
+                }
+                cmd.args(["-c:v", &cfg.codec, "-crf", &cfg.crf.to_string(), "-preset", &cfg.preset, "-pix_fmt", "yuv420p"])
+                    .args(["-movflags", "+faststart"])
+                    .arg(dest);
+            }
+            Output::Frame { offset, max_side, dest } => {
+                let select = format!("select=eq(n\\,{offset})");
+                let filter = match scale_filter(*max_side) {
+                    Some(scale) => format!("{select},{scale}"),
+                    None => select,
+                };
+                cmd.args(["-vf", &filter, "-frames:v", "1", "-q:v", "2"]).arg(dest);
+            }
+        }
+    }
+}
+
 impl Runner<'_> {
-    fn run(&self, cmd: Command, dest: &Path) -> Result<(), String> {
+    /// Seek once in `source` and write every output from the frames decoded after the seek, in
+    /// one ffmpeg process (each start of Debian's ffmpeg costs about 80 ms of library loading).
+    ///
+    /// # Errors
+    /// A message naming the file when ffmpeg fails, is killed, or leaves an output empty.
+    pub fn extract(&self, source: &Path, seek: Seek, outputs: &[Output]) -> Result<(), String> {
+        let mut cmd = Command::new(&self.tools.ffmpeg);
+        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args(["-ss", &format!("{:.6}", seek.time.max(0.0))])
+            .arg("-i")
+            .arg(source);
+        for output in outputs {
+            output.append_to(&mut cmd, seek.stream);
+        }
         let done = run_limited(cmd, self.limits, self.cancel.clone()).map_err(|e| format!("ffmpeg {e}"))?;
-        let written = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-        if !done.success || written == 0 {
-            return Err(format!("ffmpeg could not write {}: {}", dest.display(), last_error_line(&done.stderr)));
+        for output in outputs {
+            let written = std::fs::metadata(output.dest()).map(|m| m.len()).unwrap_or(0);
+            if !done.success || written == 0 {
+                return Err(format!("ffmpeg could not write {}: {}", output.dest().display(), last_error_line(&done.stderr)));
+            }
         }
         Ok(())
     }
-}
-
-fn base_command(tools: &Tools, source: &Path, seek: Seek) -> Command {
-    let mut cmd = Command::new(&tools.ffmpeg);
-    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
-        .args(["-ss", &format!("{:.6}", seek.time.max(0.0))])
-        .arg("-i")
-        .arg(source)
-        .args(["-map", &format!("0:{}", seek.stream), "-an", "-sn", "-dn"]);
-    cmd
-}
-
-/// Write frames `seek..seek+frames` of `source` as a video file at `dest`.
-///
-/// # Errors
-/// A message naming the clip when ffmpeg fails or is killed.
-pub fn write_clip(runner: &Runner, source: &Path, seek: Seek, frames: u64, cfg: &ClipsConfig, dest: &Path) -> Result<(), String> {
-    let mut cmd = base_command(runner.tools, source, seek);
-    cmd.args(["-frames:v", &frames.to_string(), "-fps_mode", "passthrough"]);
-    if let Some(filter) = scale_filter(cfg.max_side) {
-        cmd.args(["-vf", &filter]);
-    }
-    cmd.args(["-c:v", &cfg.codec, "-crf", &cfg.crf.to_string(), "-preset", &cfg.preset, "-pix_fmt", "yuv420p"])
-        .args(["-movflags", "+faststart"])
-        .arg(dest);
-    runner.run(cmd, dest)
-}
-
-/// Write the frame at `seek` of `source` as an image at `dest` (format from its extension).
-///
-/// # Errors
-/// A message naming the frame when ffmpeg fails or is killed.
-pub fn write_frame(runner: &Runner, source: &Path, seek: Seek, max_side: u32, dest: &Path) -> Result<(), String> {
-    let mut cmd = base_command(runner.tools, source, seek);
-    cmd.args(["-frames:v", "1", "-q:v", "2"]);
-    if let Some(filter) = scale_filter(max_side) {
-        cmd.args(["-vf", &filter]);
-    }
-    cmd.arg(dest);
-    runner.run(cmd, dest)
 }
 
 /// Upload a finished local file to `key` of the output store.

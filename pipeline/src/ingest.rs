@@ -305,22 +305,22 @@ impl Ingest {
             stall: Duration::from_secs(self.config.decode.stall_timeout_s),
             total: Duration::from_secs_f64(self.config.decode.timeout_base_s as f64 + 10.0 * duration),
         };
-        let (me, source, clip_seek, frame_seek) =
-            (self.clone(), fetched.path.clone(), times.seek(clip.start, stream), times.seek(clip.middle_frame(), stream));
+        let (me, source, seek) = (self.clone(), fetched.path.clone(), times.seek(clip.start, stream));
         let (clip_path, frame_path) = (clip_file.clone(), frame_file.clone());
-        let frames = clip.end - clip.start;
+        let (frames, middle) = (clip.end - clip.start, clip.middle_frame() - clip.start);
         self.stages
             .extract
             .run_blocking(move || {
                 let c = &me.config.clips;
                 let runner = extract::Runner { tools: &me.tools, limits, cancel: me.cancel.flag() };
+                let mut outputs = Vec::new();
                 if c.write_clip_files {
-                    extract::write_clip(&runner, &source, clip_seek, frames, c, &clip_path)?;
+                    outputs.push(extract::Output::Clip { frames, cfg: c, dest: &clip_path });
                 }
                 if c.write_middle_frames {
-                    extract::write_frame(&runner, &source, frame_seek, c.frame_max_side, &frame_path)?;
+                    outputs.push(extract::Output::Frame { offset: middle, max_side: c.frame_max_side, dest: &frame_path });
                 }
-                Ok::<_, String>(())
+                runner.extract(&source, seek, &outputs)
             })
             .await?;
         let video_dir = &fetched.video_id;
