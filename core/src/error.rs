@@ -35,6 +35,15 @@ pub enum Error {
         /// The limit that was exceeded.
         seconds: u64,
     },
+    /// A local file could not be written.
+    #[error("cannot write {uri}: {source}")]
+    Io {
+        /// The full URI of the object.
+        uri: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A conditional create found the object already there.
     #[error("{uri} already exists")]
     AlreadyExists {

@@ -24,6 +24,9 @@ use object_store::{
 
 use crate::{Error, Result};
 
+/// Directory under a local root where writes are staged before their atomic rename.
+pub const STAGING: &str = ".staging";
+
 /// Limits applied to every call of a [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -184,8 +187,49 @@ impl Store {
     /// On a storage failure or timeout.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
         let path = self.path(key)?;
+        if self.local_root.is_some() {
+            return self.put_local(key, move |staged| std::fs::write(staged, &bytes)).await;
+        }
         self.timed(key, self.options.call_timeout, self.inner.put(&path, PutPayload::from(bytes))).await?;
         Ok(())
+    }
+
+    /// Local files are written under `.staging/` in the root and renamed into place, so a
+    /// process killed mid-write leaves nothing beside the outputs (object_store's own staging
+    /// files sit next to the target, where readers would see them).
+    async fn put_local(&self, key: &str, write: impl FnOnce(&FsPath) -> std::io::Result<()> + Send + 'static) -> Result<()> {
+        let root = self.local_root.clone().expect("local store has a root");
+        let target = root.join(self.path(key)?.as_ref());
+        let staging = root.join(STAGING);
+        let uri = self.uri_of(key);
+        let job = move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&staging)?;
+            let staged = tempfile::Builder::new().prefix("put-").tempfile_in(&staging)?.into_temp_path();
+            write(&staged)?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            staged.persist(&target).map_err(|e| e.error)
+        };
+        let limit = self.options.transfer_timeout;
+        match tokio::time::timeout(limit, tokio::task::spawn_blocking(job)).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(Error::Io { uri, source: e }),
+            Ok(Err(join)) => Err(Error::Io { uri, source: std::io::Error::other(join.to_string()) }),
+            Err(_) => Err(Error::Timeout { uri, seconds: limit.as_secs() }),
+        }
+    }
+
+    /// Remove what killed processes left in a local root's staging directory more than
+    /// `older_than` ago; returns how many files were removed. A no-op for object stores.
+    pub fn clean_staging(&self, older_than: Duration) -> usize {
+        let Some(root) = &self.local_root else { return 0 };
+        let Ok(entries) = std::fs::read_dir(root.join(STAGING)) else { return 0 };
+        entries
+            .flatten()
+            .filter(|e| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than)))
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .count()
     }
 
     /// Write an object only if none exists at `key`; returns whether this call created it.
@@ -208,6 +252,10 @@ impl Store {
     /// When the file cannot be read, or on a storage failure or timeout.
     pub async fn put_file(&self, key: &str, file: &FsPath) -> Result<()> {
         let path = self.path(key)?;
+        if self.local_root.is_some() {
+            let source = file.to_path_buf();
+            return self.put_local(key, move |staged| std::fs::copy(&source, staged).map(|_| ())).await;
+        }
         let upload = async {
             let mut reader = tokio::fs::File::open(file).await.map_err(|e| object_store::Error::Generic {
                 store: "local file",
@@ -355,6 +403,19 @@ fn parse_key(key: &str, uri: &str) -> Result<Path> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn local_writes_are_staged_out_of_sight_and_stale_leftovers_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        store.put("a/b.bin", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a/b.bin")).unwrap(), b"x");
+        let leftover = dir.path().join(STAGING).join("put-killed");
+        std::fs::write(&leftover, b"partial").unwrap();
+        assert_eq!(store.clean_staging(Duration::from_secs(3600)), 0, "young files may be live writes");
+        assert_eq!(store.clean_staging(Duration::ZERO), 1);
+        assert!(!leftover.exists());
+    }
 
     #[test]
     fn keys_cannot_escape_the_root() {

@@ -27,6 +27,10 @@ use crate::ingest::VideoOutcome;
 /// Directory of commit markers under the output root.
 pub const COMMITS: &str = "manifests/_commits";
 
+/// Staged local writes older than this were left by a killed process (a live write takes far
+/// less); younger ones may belong to another worker writing to the same output.
+const STALE_STAGING_S: u64 = 600;
+
 /// What a commit marker records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Marker {
@@ -142,7 +146,7 @@ impl Committer {
             }
             referenced.extend(marker.parts.into_values());
         }
-        let mut orphans_removed = 0;
+        let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
         for table in [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME] {
             for entry in store.list(&format!("manifests/{table}")).await? {
                 if !referenced.contains(&entry.key) {

@@ -239,47 +239,51 @@ impl Ingest {
             .collect()
     }
 
+    /// The clip's row, before its files are written.
+    fn clip_row(&self, fetched: &Fetched, uri: &str, (width, height): (u32, u32), times: &FrameTimes, clip: &PlannedClip) -> ClipRow {
+        let (start_pts, end_pts) = (times.pts(clip.start), times.pts(clip.end));
+        let duration = (end_pts - start_pts).max(1e-9);
+        ClipRow {
+            clip_id: clip_id(&fetched.video_id, clip.start, clip.end),
+            video_id: fetched.video_id.clone(),
+            source_uri: uri.to_string(),
+            shot_index: clip.shot_index as i64,
+            clip_index: clip.clip_index as i64,
+            start_frame: clip.start as i64,
+            end_frame: clip.end as i64,
+            num_frames: (clip.end - clip.start) as i64,
+            start_pts,
+            end_pts,
+            duration_s: duration,
+            fps: (clip.end - clip.start) as f64 / duration,
+            width: width as i64,
+            height: height as i64,
+            aspect: width as f64 / height.max(1) as f64,
+            motion: clip.scores.motion,
+            brightness: clip.scores.brightness,
+            sharpness: clip.scores.sharpness,
+            phash: format!("{:016x}", clip.scores.phash),
+            is_static: clip.is_static,
+            status: if clip.filter_reason.is_some() { "filtered" } else { "ok" }.into(),
+            filter_reason: clip.filter_reason.clone(),
+            clip_uri: None,
+            frame_uri: None,
+            detector: self.detector.clone(),
+            settings_hash: self.settings_hash.clone(),
+        }
+    }
+
+    /// Rows of all planned clips; the files of those not filtered are written meanwhile.
     async fn write_clips(self: &Arc<Self>, fetched: &Fetched, uri: &str, probe: &Probe, times: &FrameTimes, planned: &[PlannedClip]) -> Vec<ClipRow> {
-        let (width, height) = probe.video.display_size();
         let wanted = planned.iter().filter(|c| c.filter_reason.is_none()).count() as u64;
         self.stages.extract.bar.inc_length(wanted);
         let rows = planned.iter().map(|clip| async {
-            let id = clip_id(&fetched.video_id, clip.start, clip.end);
-            let (start_pts, end_pts) = (times.pts(clip.start), times.pts(clip.end));
-            let duration = (end_pts - start_pts).max(1e-9);
-            let mut row = ClipRow {
-                clip_id: id.clone(),
-                video_id: fetched.video_id.clone(),
-                source_uri: uri.to_string(),
-                shot_index: clip.shot_index as i64,
-                clip_index: clip.clip_index as i64,
-                start_frame: clip.start as i64,
-                end_frame: clip.end as i64,
-                num_frames: (clip.end - clip.start) as i64,
-                start_pts,
-                end_pts,
-                duration_s: duration,
-                fps: (clip.end - clip.start) as f64 / duration,
-                width: width as i64,
-                height: height as i64,
-                aspect: width as f64 / height.max(1) as f64,
-                motion: clip.scores.motion,
-                brightness: clip.scores.brightness,
-                sharpness: clip.scores.sharpness,
-                phash: format!("{:016x}", clip.scores.phash),
-                is_static: clip.is_static,
-                status: if clip.filter_reason.is_some() { "filtered" } else { "ok" }.into(),
-                filter_reason: clip.filter_reason.clone(),
-                clip_uri: None,
-                frame_uri: None,
-                detector: self.detector.clone(),
-                settings_hash: self.settings_hash.clone(),
-            };
+            let mut row = self.clip_row(fetched, uri, probe.video.display_size(), times, clip);
             if clip.filter_reason.is_none() {
-                match self.extract_clip(fetched, &id, clip, times, probe.video.index).await {
+                match self.extract_clip(fetched, &row.clip_id, clip, times, probe.video.index).await {
                     Ok((clip_uri, frame_uri)) => (row.clip_uri, row.frame_uri) = (clip_uri, frame_uri),
                     Err(message) => {
-                        tracing::warn!(clip = %id, "{message}");
+                        tracing::warn!(clip = %row.clip_id, "{message}");
                         row.status = "failed".into();
                         row.filter_reason = Some(message);
                     }
