@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub decode_concurrency: usize,
     /// ffmpeg processes writing clip files and frames at once (0: one per core).
     pub extract_concurrency: usize,
+    /// Clips of a video written by one ffmpeg process (one seek and decoder each).
+    pub extract_batch: usize,
     /// Videos per manifest part and commit.
     pub commit_every: usize,
 }
@@ -53,6 +55,7 @@ impl Default for RunConfig {
             fetch_concurrency: 4,
             decode_concurrency: 0,
             extract_concurrency: 0,
+            extract_batch: 4,
             commit_every: 32,
         }
     }
@@ -258,8 +261,8 @@ impl Config {
         if self.decode.analysis_width < 16 || self.decode.analysis_height < 16 {
             return Err("decode: analysis_width and analysis_height must be at least 16".into());
         }
-        if self.run.commit_every == 0 {
-            return Err("run.commit_every must be at least 1".into());
+        if self.run.commit_every == 0 || self.run.extract_batch == 0 {
+            return Err("run.commit_every and run.extract_batch must be at least 1".into());
         }
         self.shots.validate()
     }

@@ -1,10 +1,11 @@
 //! Per-clip files: a frame-exact re-encoded clip and the middle frame as an image.
 //!
-//! One ffmpeg call per clip does both: an accurate input seek to a time between the clip's first
-//! frame and the one before it (taken from the packet timeline) makes ffmpeg decode from the
-//! nearest keyframe and drop everything before that frame; `-frames:v` stops the clip exactly
-//! at its end, and `select` picks the middle frame from the same decoded frames. Files are
-//! written to a temporary directory and uploaded atomically to the output store.
+//! One seek per clip feeds both: an accurate input seek to a time between the clip's first frame
+//! and the one before it (taken from the packet timeline) makes ffmpeg decode from the nearest
+//! keyframe and drop everything before that frame; `-frames:v` stops the clip exactly at its
+//! end, and `select` picks the middle frame from the same decoded frames. A few clips of a video
+//! share one ffmpeg process (one input each). Files are written to a temporary directory and
+//! uploaded atomically to the output store.
 
 use std::path::Path;
 use std::process::Command;
@@ -71,8 +72,8 @@ impl Output<'_> {
         }
     }
 
-    fn append_to(&self, cmd: &mut Command, stream: u32) {
-        cmd.args(["-map", &format!("0:{stream}"), "-an", "-sn", "-dn"]);
+    fn append_to(&self, cmd: &mut Command, input: usize, stream: u32) {
+        cmd.args(["-map", &format!("{input}:{stream}"), "-an", "-sn", "-dn"]);
         match self {
             Output::Clip { frames, cfg, dest } => {
                 cmd.args(["-frames:v", &frames.to_string(), "-fps_mode", "passthrough"]);
@@ -95,23 +96,34 @@ impl Output<'_> {
     }
 }
 
+/// The outputs that one seek feeds.
+pub struct Job<'a> {
+    /// Where to seek.
+    pub seek: Seek,
+    /// What to write from the frames after it.
+    pub outputs: Vec<Output<'a>>,
+}
+
 impl Runner<'_> {
-    /// Seek once in `source` and write every output from the frames decoded after the seek, in
-    /// one ffmpeg process (each start of Debian's ffmpeg costs about 80 ms of library loading).
+    /// Write every job's outputs in one ffmpeg process: one input per job, each with its own
+    /// accurate seek (each start of Debian's ffmpeg costs about 80 ms of library loading, more
+    /// than a short seek-and-decode). Keep batches small: each input holds a decoder.
     ///
     /// # Errors
     /// A message naming the file when ffmpeg fails, is killed, or leaves an output empty.
-    pub fn extract(&self, source: &Path, seek: Seek, outputs: &[Output]) -> Result<(), String> {
+    pub fn extract(&self, source: &Path, jobs: &[Job]) -> Result<(), String> {
         let mut cmd = Command::new(&self.tools.ffmpeg);
-        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
-            .args(["-ss", &format!("{:.6}", seek.time.max(0.0))])
-            .arg("-i")
-            .arg(source);
-        for output in outputs {
-            output.append_to(&mut cmd, seek.stream);
+        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"]);
+        for job in jobs {
+            cmd.args(["-ss", &format!("{:.6}", job.seek.time.max(0.0))]).arg("-i").arg(source);
+        }
+        for (input, job) in jobs.iter().enumerate() {
+            for output in &job.outputs {
+                output.append_to(&mut cmd, input, job.seek.stream);
+            }
         }
         let done = run_limited(cmd, self.limits, self.cancel.clone()).map_err(|e| format!("ffmpeg {e}"))?;
-        for output in outputs {
+        for output in jobs.iter().flat_map(|j| &j.outputs) {
             let written = std::fs::metadata(output.dest()).map(|m| m.len()).unwrap_or(0);
             if !done.success || written == 0 {
                 return Err(format!("ffmpeg could not write {}: {}", output.dest().display(), last_error_line(&done.stderr)));

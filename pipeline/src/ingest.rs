@@ -16,7 +16,7 @@ use clipline_core::manifest::{ClipRow, ShotRow, VideoRow};
 use clipline_core::storage::Store;
 
 use crate::clips::{self, PlannedClip};
-use crate::config::Config;
+use crate::config::{ClipsConfig, Config};
 use crate::decode::{decode_rgb, DecodeError};
 use crate::detect::{FrameRecord, Shot, ShotDetector};
 use crate::extract::{self, Seek};
@@ -112,7 +112,7 @@ impl Ingest {
         let (probe, timeline) = match probe {
             Ok(p) => p,
             Err(e) => {
-                self.stages.decode.skip();
+                self.stages.decode.skip(1);
                 return self.fail(outcome, e.kind(), format!("{uri}: {e}"));
             }
         };
@@ -153,8 +153,8 @@ impl Ingest {
 
     /// Count a video that stops before probing in the bars of the stages it will not reach.
     fn skip_probe_and_decode(&self) {
-        self.stages.probe.skip();
-        self.stages.decode.skip();
+        self.stages.probe.skip(1);
+        self.stages.decode.skip(1);
     }
 
     fn claimed_earlier(&self, video_id: &str, index: usize) -> bool {
@@ -275,71 +275,138 @@ impl Ingest {
 
     /// Rows of all planned clips; the files of those not filtered are written meanwhile.
     async fn write_clips(self: &Arc<Self>, fetched: &Fetched, uri: &str, probe: &Probe, times: &FrameTimes, planned: &[PlannedClip]) -> Vec<ClipRow> {
-        let wanted = planned.iter().filter(|c| c.filter_reason.is_none()).count() as u64;
-        self.stages.extract.bar.inc_length(wanted);
-        let rows = planned.iter().map(|clip| async {
-            let mut row = self.clip_row(fetched, uri, probe.video.display_size(), times, clip);
-            if clip.filter_reason.is_none() {
-                match self.extract_clip(fetched, &row.clip_id, clip, times, probe.video.index).await {
-                    Ok((clip_uri, frame_uri)) => (row.clip_uri, row.frame_uri) = (clip_uri, frame_uri),
-                    Err(message) => {
-                        tracing::warn!(clip = %row.clip_id, "{message}");
-                        row.status = "failed".into();
-                        row.filter_reason = Some(message);
-                    }
-                }
-            }
-            row
-        });
-        futures::future::join_all(rows).await
-    }
-
-    /// Write and upload a clip's file and middle frame, as configured.
-    async fn extract_clip(self: &Arc<Self>, fetched: &Fetched, id: &str, clip: &PlannedClip, times: &FrameTimes, stream: u32) -> Result<(Option<String>, Option<String>), String> {
+        let mut rows: Vec<ClipRow> = planned.iter().map(|clip| self.clip_row(fetched, uri, probe.video.display_size(), times, clip)).collect();
+        let wanted: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].filter_reason.is_none()).collect();
+        self.stages.extract.bar.inc_length(wanted.len() as u64);
         let c = &self.config.clips;
         if !c.write_clip_files && !c.write_middle_frames {
-            self.stages.extract.skip();
-            return Ok((None, None));
+            self.stages.extract.skip(wanted.len() as u64);
+            return rows;
         }
-        let dir = tempfile::tempdir_in(&self.scratch).map_err(|e| format!("cannot create scratch dir in {}: {e}", self.scratch.display()))?;
-        let clip_file = dir.path().join(format!("{id}.mp4"));
-        let frame_file = dir.path().join(format!("{id}.{}", c.frame_format));
-        let duration = times.pts(clip.end) - times.pts(clip.start);
+        let specs: Vec<ClipFiles> =
+            wanted.iter().map(|&i| self.clip_files(&fetched.video_id, &rows[i].clip_id, &planned[i], times, probe.video.index)).collect();
+        let batches = specs.chunks(self.config.run.extract_batch).map(|batch| self.extract_batch(fetched, batch.to_vec()));
+        let results: Vec<Written> = futures::future::join_all(batches).await.into_iter().flatten().collect();
+        for (&i, result) in wanted.iter().zip(results) {
+            let row = &mut rows[i];
+            match result {
+                Ok((clip_uri, frame_uri)) => (row.clip_uri, row.frame_uri) = (clip_uri, frame_uri),
+                Err(message) => {
+                    tracing::warn!(clip = %row.clip_id, "{message}");
+                    row.status = "failed".into();
+                    row.filter_reason = Some(message);
+                }
+            }
+        }
+        rows
+    }
+
+    /// What to write for one clip, and where its frames are.
+    fn clip_files(&self, video_id: &str, id: &str, clip: &PlannedClip, times: &FrameTimes, stream: u32) -> ClipFiles {
+        let ext = &self.config.clips.frame_format;
+        ClipFiles {
+            clip_key: format!("clips/{video_id}/{id}.mp4"),
+            frame_key: format!("frames/{video_id}/{id}.{ext}"),
+            name: id.to_string(),
+            seek: times.seek(clip.start, stream),
+            frames: clip.end - clip.start,
+            middle: clip.middle_frame() - clip.start,
+            seconds: times.pts(clip.end) - times.pts(clip.start),
+            clip_path: PathBuf::new(),
+            frame_path: PathBuf::new(),
+        }
+    }
+
+    /// Write and upload the files of a batch of clips with one ffmpeg process; when the batch
+    /// fails, each clip is tried alone, so one bad clip does not fail its neighbours.
+    async fn extract_batch(self: &Arc<Self>, fetched: &Fetched, mut batch: Vec<ClipFiles>) -> Vec<Written> {
+        let dir = match tempfile::tempdir_in(&self.scratch) {
+            Ok(dir) => dir,
+            Err(e) => return vec![Err(format!("cannot create scratch dir in {}: {e}", self.scratch.display())); batch.len()],
+        };
+        for files in &mut batch {
+            files.clip_path = dir.path().join(format!("{}.mp4", files.name));
+            files.frame_path = dir.path().join(format!("{}.{}", files.name, self.config.clips.frame_format));
+        }
+        let seconds: f64 = batch.iter().map(|f| f.seconds).sum();
         let limits = Limits {
             stall: Duration::from_secs(self.config.decode.stall_timeout_s),
-            total: Duration::from_secs_f64(self.config.decode.timeout_base_s as f64 + 10.0 * duration),
+            total: Duration::from_secs_f64(self.config.decode.timeout_base_s as f64 + 10.0 * seconds),
         };
-        let (me, source, seek) = (self.clone(), fetched.path.clone(), times.seek(clip.start, stream));
-        let (clip_path, frame_path) = (clip_file.clone(), frame_file.clone());
-        let (frames, middle) = (clip.end - clip.start, clip.middle_frame() - clip.start);
-        self.stages
+        let (me, source, work) = (self.clone(), fetched.path.clone(), batch.clone());
+        let written = self
+            .stages
             .extract
-            .run_blocking(move || {
+            .run_blocking_items(batch.len() as u64, move || {
                 let c = &me.config.clips;
                 let runner = extract::Runner { tools: &me.tools, limits, cancel: me.cancel.flag() };
-                let mut outputs = Vec::new();
-                if c.write_clip_files {
-                    outputs.push(extract::Output::Clip { frames, cfg: c, dest: &clip_path });
+                match runner.extract(&source, &extraction_jobs(&work, c)) {
+                    Ok(()) => vec![Ok(()); work.len()],
+                    Err(e) if work.len() == 1 => vec![Err(e)],
+                    Err(_) => work.iter().map(|one| runner.extract(&source, &extraction_jobs(std::slice::from_ref(one), c))).collect(),
                 }
-                if c.write_middle_frames {
-                    outputs.push(extract::Output::Frame { offset: middle, max_side: c.frame_max_side, dest: &frame_path });
-                }
-                runner.extract(&source, seek, &outputs)
             })
-            .await?;
-        let video_dir = &fetched.video_id;
-        let clip_uri = if c.write_clip_files {
-            Some(extract::upload(&self.output, &format!("clips/{video_dir}/{id}.mp4"), &clip_file).await?)
-        } else {
-            None
-        };
-        let frame_uri = if c.write_middle_frames {
-            Some(extract::upload(&self.output, &format!("frames/{video_dir}/{id}.{}", c.frame_format), &frame_file).await?)
-        } else {
-            None
-        };
+            .await;
+        let mut results = Vec::with_capacity(batch.len());
+        for (files, outcome) in batch.iter().zip(written) {
+            results.push(match outcome {
+                Ok(()) => self.upload(files).await,
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    async fn upload(&self, files: &ClipFiles) -> Written {
+        let c = &self.config.clips;
+        let clip_uri = if c.write_clip_files { Some(extract::upload(&self.output, &files.clip_key, &files.clip_path).await?) } else { None };
+        let frame_uri =
+            if c.write_middle_frames { Some(extract::upload(&self.output, &files.frame_key, &files.frame_path).await?) } else { None };
         Ok((clip_uri, frame_uri))
     }
+}
+
+/// URIs of a clip's file and middle frame (each when configured), or why they are missing.
+type Written = Result<(Option<String>, Option<String>), String>;
+
+/// The files one clip gets, and where its frames are in the source.
+#[derive(Clone)]
+struct ClipFiles {
+    /// The clip id, which names the files.
+    name: String,
+    /// Output key of the clip file.
+    clip_key: String,
+    /// Output key of the middle frame.
+    frame_key: String,
+    /// Scratch path of the clip file (set when its batch runs).
+    clip_path: PathBuf,
+    /// Scratch path of the middle frame (set when its batch runs).
+    frame_path: PathBuf,
+    /// Seek to the clip's first frame.
+    seek: Seek,
+    /// Frames in the clip.
+    frames: u64,
+    /// Middle frame, counted from the first.
+    middle: u64,
+    /// Duration, seconds.
+    seconds: f64,
+}
+
+/// The ffmpeg jobs that write a batch's files, as configured.
+fn extraction_jobs<'a>(batch: &'a [ClipFiles], c: &'a ClipsConfig) -> Vec<extract::Job<'a>> {
+    batch
+        .iter()
+        .map(|f| {
+            let mut outputs = Vec::new();
+            if c.write_clip_files {
+                outputs.push(extract::Output::Clip { frames: f.frames, cfg: c, dest: &f.clip_path });
+            }
+            if c.write_middle_frames {
+                outputs.push(extract::Output::Frame { offset: f.middle, max_side: c.frame_max_side, dest: &f.frame_path });
+            }
+            extract::Job { seek: f.seek, outputs }
+        })
+        .collect()
 }
 
 fn record_probe(row: &mut VideoRow, probe: &Probe, timeline: &Timeline) {

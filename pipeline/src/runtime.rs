@@ -35,20 +35,30 @@ impl Stage {
 
     /// Run `work` once a place in the stage is free; counts one item done.
     pub async fn run<T>(&self, work: impl Future<Output = T>) -> T {
+        self.run_items(1, work).await
+    }
+
+    /// Run `work`, which handles `items` items, once a place in the stage is free.
+    pub async fn run_items<T>(&self, items: u64, work: impl Future<Output = T>) -> T {
         let _permit = self.permits.acquire().await.expect("stage semaphore is never closed");
         let out = work.await;
-        self.bar.inc(1);
+        self.bar.inc(items);
         out
     }
 
     /// Run blocking `work` (a decode, an ffmpeg call) on the blocking pool once a place is free.
     pub async fn run_blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
-        self.run(async { tokio::task::spawn_blocking(work).await.expect("blocking stage task panicked") }).await
+        self.run_blocking_items(1, work).await
     }
 
-    /// Count an item that will not pass through this stage (it failed earlier).
-    pub fn skip(&self) {
-        self.bar.inc(1);
+    /// Run blocking `work` that handles `items` items.
+    pub async fn run_blocking_items<T: Send + 'static>(&self, items: u64, work: impl FnOnce() -> T + Send + 'static) -> T {
+        self.run_items(items, async { tokio::task::spawn_blocking(work).await.expect("blocking stage task panicked") }).await
+    }
+
+    /// Count items that will not pass through this stage.
+    pub fn skip(&self, items: u64) {
+        self.bar.inc(items);
     }
 }
 

@@ -98,3 +98,23 @@ fn a_hanging_ffmpeg_is_killed_and_recorded_as_a_timeout() {
     assert_eq!(videos[0].error_kind.as_deref(), Some("timeout"));
     assert!(videos[0].error.as_deref().unwrap().contains("no progress"), "{:?}", videos[0].error);
 }
+
+#[test]
+fn clips_whose_files_cannot_be_written_keep_their_rows_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("v.mp4");
+    lavfi_video(&video, "testsrc2", 90);
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[clips]\nmax_frames = 30\ncodec = \"no_such_encoder\"\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let out = output(clipline().arg("run").arg(&config).arg("-i").arg(&video).arg("-o").arg(&out_dir));
+    assert!(out.status.success(), "a clip failure is not an input failure: {}", String::from_utf8_lossy(&out.stderr));
+    let clips: Vec<ClipRow> = rows(&out_dir);
+    assert_eq!(clips.len(), 3);
+    for clip in &clips {
+        assert_eq!(clip.status, "failed");
+        let reason = clip.filter_reason.as_deref().unwrap();
+        assert!(reason.contains(&clip.clip_id) && reason.contains("no_such_encoder"), "{reason}");
+        assert_eq!(clip.clip_uri, None);
+    }
+}
