@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod extract;
 pub mod ingest;
 pub mod logging;
+pub mod malloc;
 pub mod probe;
 pub mod run;
 pub mod runtime;

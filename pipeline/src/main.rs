@@ -106,6 +106,7 @@ const EXIT_INPUTS_FAILED: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
+    clipline_pipeline::malloc::limit_arenas();
     let cli = Cli::parse();
     let progress = progress_display(cli.quiet);
     logging::init(cli.log_format, &progress);
