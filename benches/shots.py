@@ -10,14 +10,15 @@ Prints frames/s and video-seconds/s of
   - clipline's ingest with middle frames (the frame-exact seeks included), and with re-encoded
     clip files too (the default);
   - PySceneDetect 0.7 (OpenCV backend) ContentDetector and AdaptiveDetector at their defaults;
-each using every core across videos (one process per video at a time per core), and the ratios.
+each using every core across videos (one process per video at a time per core), and the ratios;
+every figure is the best of CLIPLINE_BENCH_REPEAT runs (default 3).
 Needs: ffmpeg, a built clipline, `pip install scenedetect opencv-python-headless duckdb`.
 """
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
-from common import CORES, clipline_run, parallel, plain_decode, probe_frames, pyscenedetect_cuts, timed, videos
+from common import CORES, REPEAT, best_of, clipline_run, parallel, plain_decode, probe_frames, pyscenedetect_cuts, videos
 
 
 def main():
@@ -25,23 +26,20 @@ def main():
     counts = [probe_frames(f) for f in files]
     frames = sum(c[0] for c in counts)
     seconds = sum(c[1] for c in counts)
-    print(f"{len(files)} videos, {frames} frames, {seconds:.1f} s of video, {CORES} cores")
+    print(f"{len(files)} videos, {frames} frames, {seconds:.1f} s of video, {CORES} cores; best of {REPEAT} runs each")
 
     results = {}
-    results["ffmpeg decode 128x72 (floor)"], _ = timed(parallel, plain_decode, files)
-    t, out = timed(clipline_run, files, "--no-clip-files", "--no-middle-frames")
-    results["clipline shots + scores"] = t
-    shutil.rmtree(out)
-    t, out = timed(clipline_run, files, "--no-clip-files")
-    results["clipline ingest + middle frames"] = t
-    shutil.rmtree(out)
-    t, out = timed(clipline_run, files)
-    results["clipline ingest + frames + clip files"] = t
-    shutil.rmtree(out)
+    results["ffmpeg decode 128x72 (floor)"] = best_of(parallel, plain_decode, files)
+    variants = {
+        "clipline shots + scores": ["--no-clip-files", "--no-middle-frames"],
+        "clipline ingest + middle frames": ["--no-clip-files"],
+        "clipline ingest + frames + clip files": [],
+    }
+    for name, flags in variants.items():
+        results[name] = best_of(clipline_run, files, *flags, cleanup=shutil.rmtree)
     for detector in ("content", "adaptive"):
         with ProcessPoolExecutor(max_workers=CORES) as pool:
-            t, _ = timed(lambda: list(pool.map(pyscenedetect_cuts, files, [detector] * len(files))))
-        results[f"PySceneDetect {detector}"] = t
+            results[f"PySceneDetect {detector}"] = best_of(lambda: list(pool.map(pyscenedetect_cuts, files, [detector] * len(files))))
 
     floor = results["ffmpeg decode 128x72 (floor)"]
     print(f"{'':38} {'wall s':>8} {'frames/s':>10} {'video s/s':>10} {'x floor':>8}")
