@@ -116,7 +116,7 @@ pub struct Committer {
 pub struct Resume {
     /// Sources already committed.
     pub done: HashSet<String>,
-    /// Orphaned parts deleted.
+    /// Files deleted that killed runs left: parts without a marker, stale staged writes.
     pub orphans_removed: usize,
 }
 
