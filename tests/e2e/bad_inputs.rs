@@ -118,3 +118,25 @@ fn clips_whose_files_cannot_be_written_keep_their_rows_with_the_reason() {
         assert_eq!(clip.clip_uri, None);
     }
 }
+
+#[test]
+fn rotated_inputs_give_clips_in_display_orientation() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.mp4");
+    lavfi_video(&plain, "testsrc2", 40);
+    let rotated = dir.path().join("rotated.mp4");
+    ffmpeg(&["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated.to_str().unwrap()]);
+    let out_dir = dir.path().join("out");
+    let out = output(clipline().arg("run").arg("-i").arg(&rotated).arg("-o").arg(&out_dir));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    assert_eq!((videos[0].width, videos[0].height, videos[0].rotation), (Some(192), Some(108), Some(90)));
+    let clips: Vec<ClipRow> = rows(&out_dir);
+    assert_eq!((clips[0].width, clips[0].height), (108, 192), "display size");
+    let frame = clips[0].frame_uri.as_deref().unwrap().trim_start_matches("file://");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", frame])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "108,192", "the middle frame is upright");
+}
