@@ -7,7 +7,7 @@ use std::process::Command;
 
 use clipline_core::manifest::ClipRow;
 
-use crate::support::{clipline, ffmpeg, output, rows};
+use crate::support::{ffmpeg, ingest, rows};
 
 /// Brightness levels cycle with period 25: frame n shows level 7n mod 25, over a checkerboard.
 fn counter_video(path: &Path, frames: u32) {
@@ -43,11 +43,7 @@ fn clip_files_and_middle_frames_hold_exactly_their_frames() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("counter.mp4");
     counter_video(&video, 130);
-    let config = dir.path().join("exact.toml");
-    std::fs::write(&config, "[clips]\nmax_frames = 40\nframe_format = \"png\"\n").unwrap();
-    let out_dir = dir.path().join("out");
-    let out = output(clipline().arg("run").arg(&config).arg("--input").arg(&video).arg("--output").arg(&out_dir));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out_dir = ingest(dir.path(), "[clips]\nmax_frames = 40\nframe_format = \"png\"\n", &video);
 
     let clips: Vec<ClipRow> = rows(&out_dir);
     let ranges: Vec<(i64, i64)> = clips.iter().map(|c| (c.start_frame, c.end_frame)).collect();

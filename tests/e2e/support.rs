@@ -21,6 +21,17 @@ pub fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("command starts")
 }
 
+/// `clipline run` with a config written from `config` (TOML), one input, and `DIR/out` as
+/// output; panics with stderr unless it exits 0. Returns the output directory.
+pub fn ingest(dir: &Path, config: &str, input: &Path) -> PathBuf {
+    let config_file = dir.join("config.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let out_dir = dir.join("out");
+    let out = output(clipline().arg("run").arg(&config_file).arg("--input").arg(input).arg("--output").arg(&out_dir));
+    assert!(out.status.success(), "clipline run failed: {}", String::from_utf8_lossy(&out.stderr));
+    out_dir
+}
+
 /// Run ffmpeg with `args` (after `-y -v error`), panicking with its stderr on failure.
 pub fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg").args(["-hide_banner", "-nostdin", "-y", "-v", "error"]).args(args).output().expect("ffmpeg runs");
