@@ -2,6 +2,7 @@
 //! a real S3 server (moto) on 127.0.0.1. See `support` for the fixtures.
 
 mod bad_inputs;
+mod commands;
 mod demo;
 mod frame_exact;
 mod http;
