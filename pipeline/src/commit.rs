@@ -27,6 +27,10 @@ use crate::ingest::VideoOutcome;
 /// Directory of commit markers under the output root.
 pub const COMMITS: &str = "manifests/_commits";
 
+/// Failed inputs kept for the run summary; a run over millions of inputs must not hold (or
+/// print) every failure.
+pub const LISTED_FAILURES: usize = 20;
+
 /// Staged local writes older than this were left by a killed process (a live write takes far
 /// less); younger ones may belong to another worker writing to the same output.
 const STALE_STAGING_S: u64 = 600;
@@ -97,7 +101,8 @@ pub struct Committed {
     pub clips: HashMap<String, u64>,
     /// Frames decoded.
     pub frames: u64,
-    /// Failed inputs: (uri, kind, message).
+    /// The first [`LISTED_FAILURES`] failed inputs: (uri, kind, message); the `videos` table
+    /// has them all.
     pub failures: Vec<(String, String, String)>,
 }
 
@@ -185,27 +190,25 @@ impl Committer {
             self.settle_duplicate(outcome);
         }
         let key = hash_parts(std::iter::once(self.settings_hash.clone()).chain(chunk.iter().map(|o| o.video.source_uri.clone())));
-        let videos: Vec<VideoRow> = chunk.iter().map(|o| o.video.clone()).collect();
-        let shots: Vec<ShotRow> = chunk.iter().flat_map(|o| o.shots.iter().cloned()).collect();
-        let clips: Vec<ClipRow> = chunk.iter().flat_map(|o| o.clips.iter().cloned()).collect();
+        let sources = chunk
+            .iter()
+            .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
+            .collect();
+        self.count(&chunk);
+        let (mut videos, mut shots, mut clips) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new());
+        for outcome in chunk {
+            videos.push(outcome.video);
+            shots.extend(outcome.shots);
+            clips.extend(outcome.clips);
+        }
         let mut parts = HashMap::new();
         self.put_part(&key, &videos, &mut parts).await?;
         self.put_part(&key, &shots, &mut parts).await?;
         self.put_part(&key, &clips, &mut parts).await?;
-        let marker = Marker {
-            format: 1,
-            chunk: key.clone(),
-            settings_hash: self.settings_hash.clone(),
-            sources: chunk
-                .iter()
-                .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
-                .collect(),
-            parts,
-        };
+        let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts };
         let json = serde_json::to_vec_pretty(&marker).expect("marker serialises");
         self.store.put(&format!("{COMMITS}/{key}.json"), Bytes::from(json)).await?;
-        tracing::debug!(chunk = %key, videos = chunk.len(), "committed");
-        self.count(&chunk);
+        tracing::debug!(chunk = %key, videos = videos.len(), "committed");
         Ok(())
     }
 
@@ -249,7 +252,7 @@ impl Committer {
             for clip in &o.clips {
                 *c.clips.entry(clip.status.clone()).or_default() += 1;
             }
-            if o.video.status == "failed" {
+            if o.video.status == "failed" && c.failures.len() < LISTED_FAILURES {
                 c.failures.push((
                     o.video.source_uri.clone(),
                     o.video.error_kind.clone().unwrap_or_default(),

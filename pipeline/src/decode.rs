@@ -32,6 +32,17 @@ pub enum DecodeError {
     /// ffmpeg could not be started.
     #[error("cannot start ffmpeg: {0}")]
     Spawn(String),
+    /// ffmpeg produced a frame of another size than asked: frame indices would no longer be
+    /// decoded-frame indices, so the decode is abandoned rather than silently shifted.
+    #[error("ffmpeg produced a {got}-byte frame after {frames} frames, expected {expected} bytes")]
+    UnexpectedFrame {
+        /// Bytes expected per frame.
+        expected: usize,
+        /// Bytes received.
+        got: usize,
+        /// Frames decoded before.
+        frames: u64,
+    },
     /// The watchdog killed it.
     #[error("ffmpeg {stopped} after {frames} frames")]
     Stopped {
@@ -76,12 +87,18 @@ pub fn decode_rgb(
     let frame_len = (width * height * 3) as usize;
     let mut frames = 0u64;
     let mut errors = Vec::new();
+    let mut unexpected = None;
     for event in events {
         dog.alive();
         match event {
             FfmpegEvent::OutputFrame(frame) if frame.data.len() == frame_len => {
                 on_frame(&frame.data);
                 frames += 1;
+            }
+            FfmpegEvent::OutputFrame(frame) => {
+                unexpected = Some(DecodeError::UnexpectedFrame { expected: frame_len, got: frame.data.len(), frames });
+                let _ = child.lock().expect("ffmpeg child lock").kill();
+                break;
             }
             FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line) | FfmpegEvent::Error(line)
                 if errors.len() < 8 && !line.trim().is_empty() =>
@@ -94,6 +111,9 @@ pub fn decode_rgb(
     let status = child.lock().expect("ffmpeg child lock").wait().ok();
     if let Some(stopped) = dog.finish() {
         return Err(DecodeError::Stopped { stopped, frames });
+    }
+    if let Some(err) = unexpected {
+        return Err(err);
     }
     Ok(DecodeReport { frames, errors, clean_exit: status.is_some_and(|s| s.success()) })
 }

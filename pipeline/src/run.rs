@@ -78,6 +78,10 @@ impl fmt::Display for RunSummary {
         for (uri, kind, message) in &c.failures {
             writeln!(f, "  failed [{kind}] {uri}: {message}")?;
         }
+        let unlisted = n(&c.videos, "failed").saturating_sub(c.failures.len() as u64);
+        if unlisted > 0 {
+            writeln!(f, "  ... and {unlisted} more failed inputs: see the videos table (status = 'failed')")?;
+        }
         write!(f, "  manifests: {}/manifests/{{videos,shots,clips,runs}}", self.output)
     }
 }

@@ -62,7 +62,7 @@ pub async fn discover(inputs: &[String], cfg: &SourcesConfig) -> Result<Vec<Sour
     for input in inputs {
         if input.starts_with("http://") || input.starts_with("https://") {
             out.push(Source::Http(input.clone()));
-        } else if input.starts_with("s3://") || input.starts_with("memory://") {
+        } else if input.starts_with("s3://") {
             let (root, key) = split_object_uri(input);
             let store = Store::open(&root).map_err(|e| fail(input, e.to_string()))?;
             let entries = store.list(&key).await.map_err(|e| fail(input, e.to_string()))?;
@@ -71,6 +71,8 @@ pub async fn discover(inputs: &[String], cfg: &SourcesConfig) -> Result<Vec<Sour
             } else {
                 out.extend(entries.into_iter().filter(|e| wanted(&e.key)).map(|e| Source::Object { store: store.clone(), key: e.key }));
             }
+        } else if input.contains("://") && !input.starts_with("file://") {
+            return Err(fail(input, "unsupported scheme: inputs are paths, globs, file://, s3:// or http(s):// URLs".into()));
         } else {
             let local = input.strip_prefix("file://").unwrap_or(input);
             if local.contains(['*', '?', '[']) {
@@ -293,6 +295,12 @@ mod tests {
         let uris: Vec<String> = discover(&inputs, &SourcesConfig::default()).await.unwrap().iter().map(Source::uri).collect();
         let names: Vec<&str> = uris.iter().map(|u| u.rsplit('/').next().unwrap()).collect();
         assert_eq!(names, vec!["a.MKV", "b.mp4", "missing.mp4", "c.webm"]);
+    }
+
+    #[tokio::test]
+    async fn unsupported_schemes_are_refused_by_name() {
+        let err = discover(&["ftp://host/a.mp4".to_string()], &SourcesConfig::default()).await.unwrap_err().to_string();
+        assert!(err.contains("ftp://host/a.mp4") && err.contains("unsupported scheme"), "{err}");
     }
 
     #[tokio::test]
