@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what clipline needs on a Debian or Ubuntu machine; safe to run again.
-#   scripts/setup.sh          ffmpeg (the pipeline's decoder), and a check for the Rust toolchain
-#   scripts/setup.sh --test   also the test tools: a Python venv with moto (a real S3 server)
+#   scripts/setup.sh          ffmpeg (the pipeline's decoder), ONNX Runtime (the model stages'
+#                             runtime, from the PyPI wheel, linked where clipline finds it), and a
+#                             check for the Rust toolchain
+#   scripts/setup.sh --test   also the test tools: moto (a real S3 server) in the same venv
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -27,11 +29,25 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
     apt_install ffmpeg
 fi
 
-if [ "$with_test_tools" = 1 ]; then
-    if [ ! -x "$CLIPLINE_VENV/bin/moto_server" ]; then
-        echo "setup: creating $CLIPLINE_VENV with moto (S3 server for the tests)"
-        python3 -m venv "$CLIPLINE_VENV" 2>/dev/null || { apt_install python3-venv python3-pip; python3 -m venv "$CLIPLINE_VENV"; }
-        "$CLIPLINE_VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.1'
-    fi
+if [ ! -x "$CLIPLINE_VENV/bin/python" ]; then
+    python3 -m venv "$CLIPLINE_VENV" 2>/dev/null || { apt_install python3-venv python3-pip; python3 -m venv "$CLIPLINE_VENV"; }
 fi
-echo "setup: ready (ffmpeg: $(command -v ffmpeg); build outputs: $CARGO_TARGET_DIR)"
+pip_install() {
+    "$CLIPLINE_VENV/bin/pip" install -q --disable-pip-version-check "$@"
+}
+
+# ONNX Runtime: the version the `ort` crate is built for. The wheel ships the shared library as
+# libonnxruntime.so.<version>; clipline looks for it in $CLIPLINE_CACHE/lib.
+if ! "$CLIPLINE_VENV/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null; then
+    echo "setup: installing ONNX Runtime $ORT_VERSION (PyPI wheel) into $CLIPLINE_VENV"
+    pip_install "onnxruntime==$ORT_VERSION"
+fi
+ort_lib="$(ls "$CLIPLINE_VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)"
+mkdir -p "$CLIPLINE_CACHE/lib"
+ln -sf "$ort_lib" "$CLIPLINE_CACHE/lib/libonnxruntime.so"
+
+if [ "$with_test_tools" = 1 ] && [ ! -x "$CLIPLINE_VENV/bin/moto_server" ]; then
+    echo "setup: installing moto (S3 server for the tests) into $CLIPLINE_VENV"
+    pip_install 'moto[server]==5.2.1'
+fi
+echo "setup: ready (ffmpeg: $(command -v ffmpeg); ONNX Runtime: $ort_lib; build outputs: $CARGO_TARGET_DIR)"

@@ -6,5 +6,7 @@ source "$(dirname "$0")/env.sh"
 "$REPO_ROOT/scripts/setup.sh" --test
 export CLIPLINE_MOTO_SERVER="$CLIPLINE_VENV/bin/moto_server"
 export CLIPLINE_REQUIRE_S3=1
+# The captioner is checked against onnxruntime-python from the set-up's venv.
+export CLIPLINE_PYTHON="$CLIPLINE_VENV/bin/python"
 cd "$REPO_ROOT"
 exec cargo test --workspace --locked "$@"

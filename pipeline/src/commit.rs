@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
-use clipline_core::manifest::{encode, ClipRow, ShotRow, Table, VideoRow};
+use clipline_core::manifest::{encode, CaptionRow, ClipRow, ShotRow, Table, VideoRow};
 use clipline_core::storage::Store;
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +99,8 @@ pub struct Committed {
     pub shots: u64,
     /// Clips by status.
     pub clips: HashMap<String, u64>,
+    /// Captions by status.
+    pub captions: HashMap<String, u64>,
     /// Frames decoded.
     pub frames: u64,
     /// The first [`LISTED_FAILURES`] failed inputs: (uri, kind, message); the `videos` table
@@ -152,7 +154,7 @@ impl Committer {
             referenced.extend(marker.parts.into_values());
         }
         let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
-        for table in [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME] {
+        for table in [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME, CaptionRow::NAME] {
             for entry in store.list(&format!("manifests/{table}")).await? {
                 if !referenced.contains(&entry.key) {
                     tracing::info!(part = %store.uri_of(&entry.key), "removing a part left by an interrupted run");
@@ -195,16 +197,18 @@ impl Committer {
             .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
             .collect();
         self.count(&chunk);
-        let (mut videos, mut shots, mut clips) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new());
+        let (mut videos, mut shots, mut clips, mut captions) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new(), Vec::new());
         for outcome in chunk {
             videos.push(outcome.video);
             shots.extend(outcome.shots);
             clips.extend(outcome.clips);
+            captions.extend(outcome.captions);
         }
         let mut parts = HashMap::new();
         self.put_part(&key, &videos, &mut parts).await?;
         self.put_part(&key, &shots, &mut parts).await?;
         self.put_part(&key, &clips, &mut parts).await?;
+        self.put_part(&key, &captions, &mut parts).await?;
         let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts };
         let json = serde_json::to_vec_pretty(&marker).expect("marker serialises");
         self.store.put(&format!("{COMMITS}/{key}.json"), Bytes::from(json)).await?;
@@ -235,6 +239,7 @@ impl Committer {
                 v.clips = 0;
                 outcome.shots.clear();
                 outcome.clips.clear();
+                outcome.captions.clear();
             }
             Some(_) => {}
             None => {
@@ -251,6 +256,9 @@ impl Committer {
             c.frames += o.frames_decoded;
             for clip in &o.clips {
                 *c.clips.entry(clip.status.clone()).or_default() += 1;
+            }
+            for caption in &o.captions {
+                *c.captions.entry(caption.status.clone()).or_default() += 1;
             }
             if o.video.status == "failed" && c.failures.len() < LISTED_FAILURES {
                 c.failures.push((

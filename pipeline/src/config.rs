@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::caption::CaptionConfig;
 use crate::detect::DetectorConfig;
 
 /// Everything `clipline run` can be told.
@@ -25,6 +26,8 @@ pub struct Config {
     pub clips: ClipsConfig,
     /// Cheap per-clip scores and the filters on them.
     pub filters: FiltersConfig,
+    /// Captioning.
+    pub caption: CaptionConfig,
 }
 
 /// Inputs, output and concurrency.
@@ -264,6 +267,7 @@ impl Config {
         if self.run.commit_every == 0 || self.run.extract_batch == 0 {
             return Err("run.commit_every and run.extract_batch must be at least 1".into());
         }
+        self.caption.validate()?;
         self.shots.validate()
     }
 
@@ -275,6 +279,7 @@ impl Config {
             serde_json::to_string(&self.shots).unwrap_or_default(),
             serde_json::to_string(&self.clips).unwrap_or_default(),
             serde_json::to_string(&self.filters).unwrap_or_default(),
+            serde_json::to_string(&self.caption.caption_settings()).unwrap_or_default(),
         ];
         clipline_core::ids::hash_parts(parts)[..16].to_string()
     }

@@ -1,9 +1,11 @@
 //! `clipline doctor`: what clipline found on this machine, with versions, and the fix for what is
-//! missing. Later stages add ONNX Runtime and the models here.
+//! missing: ffmpeg, ONNX Runtime (library, version, execution providers), the bundled caption
+//! model, and the output store when given.
 
 use bytes::Bytes;
 use clipline_core::storage::Store;
 
+use crate::caption::cache_dir;
 use crate::tools::Tools;
 
 /// One line of the report.
@@ -35,11 +37,32 @@ pub async fn doctor(output: Option<&str>) -> bool {
     if let Some(uri) = output {
         checks.push(storage_check(uri).await);
     }
-    checks.push(Check { name: "onnxruntime", ok: true, detail: "not used yet (captioning and embedding stages are not built)".into() });
+    checks.push(onnx_check());
+    checks.push(bundled_model_check());
     for c in &checks {
         println!("{:<12} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail);
     }
     checks.iter().all(|c| c.ok)
+}
+
+fn onnx_check() -> Check {
+    match clipline_onnx::runtime() {
+        Ok(rt) => Check {
+            name: "onnxruntime",
+            ok: true,
+            detail: format!("{} (version {}; execution providers: {})", rt.library.display(), rt.version, rt.providers.join(", ")),
+        },
+        Err(e) => Check { name: "onnxruntime", ok: false, detail: e.to_string() },
+    }
+}
+
+fn bundled_model_check() -> Check {
+    let loaded = clipline_captioner::bundled::resolve_model(clipline_captioner::bundled::TINY_CAPTIONER, &cache_dir())
+        .and_then(|dir| clipline_captioner::model_files::ModelFiles::open(&dir));
+    match loaded {
+        Ok(files) => Check { name: "captioner", ok: true, detail: format!("{} at {} ({:?} layout)", clipline_captioner::bundled::TINY_CAPTIONER, files.dir.display(), files.layout) },
+        Err(e) => Check { name: "captioner", ok: false, detail: e.to_string() },
+    }
 }
 
 async fn storage_check(uri: &str) -> Check {

@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clipline_core::ids::clip_id;
-use clipline_core::manifest::{ClipRow, ShotRow, VideoRow};
+use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
+use image::RgbImage;
 use clipline_core::storage::Store;
 
+use crate::caption::ClipFrames;
 use crate::clips::{self, PlannedClip};
 use crate::config::{ClipsConfig, Config};
 use crate::decode::{decode_rgb, DecodeError};
@@ -34,6 +36,10 @@ pub struct VideoOutcome {
     pub shots: Vec<ShotRow>,
     /// Its clips.
     pub clips: Vec<ClipRow>,
+    /// Sampled frames of its clips, for the caption stage (taken by the commit).
+    pub caption_frames: Vec<ClipFrames>,
+    /// Its captions (filled by the caption stage).
+    pub captions: Vec<CaptionRow>,
     /// Frames decoded for it.
     pub frames_decoded: u64,
     /// Whether the run was cancelled while it was processed (its rows are incomplete).
@@ -87,7 +93,7 @@ impl Ingest {
     /// Process input number `index` (its position in the sorted input list).
     pub async fn process(self: Arc<Self>, index: usize, source: Source) -> VideoOutcome {
         let uri = source.uri();
-        let mut outcome = VideoOutcome { video: VideoRow::unprocessed(&uri, &self.settings_hash), shots: vec![], clips: vec![], frames_decoded: 0, cancelled: false };
+        let mut outcome = VideoOutcome { video: VideoRow::unprocessed(&uri, &self.settings_hash), shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], frames_decoded: 0, cancelled: false };
         let fetched = match self.stages.fetch.run(self.fetcher.fetch(&source)).await {
             Ok(f) => f,
             Err(e) => {
@@ -126,7 +132,7 @@ impl Ingest {
         outcome.shots = self.shot_rows(&fetched.video_id, &uri, &shots, &times);
         outcome.video.shots = shots.len() as i64;
         let planned = clips::plan(&shots, &records, &self.config.clips, &self.config.filters);
-        outcome.clips = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
+        (outcome.clips, outcome.caption_frames) = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
         outcome.video.clips = outcome.clips.len() as i64;
         if outcome.video.status == "ok" && outcome.clips.is_empty() {
             outcome.video.status = "skipped".into();
@@ -273,24 +279,31 @@ impl Ingest {
         }
     }
 
-    /// Rows of all planned clips; the files of those not filtered are written meanwhile.
-    async fn write_clips(self: &Arc<Self>, fetched: &Fetched, uri: &str, probe: &Probe, times: &FrameTimes, planned: &[PlannedClip]) -> Vec<ClipRow> {
+    /// Rows of all planned clips; the files of those not filtered are written meanwhile, and
+    /// their caption frames taken.
+    async fn write_clips(self: &Arc<Self>, fetched: &Fetched, uri: &str, probe: &Probe, times: &FrameTimes, planned: &[PlannedClip]) -> (Vec<ClipRow>, Vec<ClipFrames>) {
         let mut rows: Vec<ClipRow> = planned.iter().map(|clip| self.clip_row(fetched, uri, probe.video.display_size(), times, clip)).collect();
         let wanted: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].filter_reason.is_none()).collect();
         self.stages.extract.bar.inc_length(wanted.len() as u64);
         let c = &self.config.clips;
-        if !c.write_clip_files && !c.write_middle_frames {
+        if !c.write_clip_files && !c.write_middle_frames && !self.config.caption.enabled() {
             self.stages.extract.skip(wanted.len() as u64);
-            return rows;
+            return (rows, Vec::new());
         }
         let specs: Vec<ClipFiles> =
             wanted.iter().map(|&i| self.clip_files(&fetched.video_id, &rows[i].clip_id, &planned[i], times, probe.video.index)).collect();
         let batches = specs.chunks(self.config.run.extract_batch).map(|batch| self.extract_batch(fetched, batch.to_vec()));
         let results: Vec<Written> = futures::future::join_all(batches).await.into_iter().flatten().collect();
+        let mut caption_frames = Vec::new();
         for (&i, result) in wanted.iter().zip(results) {
             let row = &mut rows[i];
             match result {
-                Ok((clip_uri, frame_uri)) => (row.clip_uri, row.frame_uri) = (clip_uri, frame_uri),
+                Ok(written) => {
+                    (row.clip_uri, row.frame_uri) = (written.clip_uri, written.frame_uri);
+                    if !written.caption_frames.is_empty() {
+                        caption_frames.push(ClipFrames { clip_id: row.clip_id.clone(), frames: written.caption_frames });
+                    }
+                }
                 Err(message) => {
                     tracing::warn!(clip = %row.clip_id, "{message}");
                     row.status = "failed".into();
@@ -298,7 +311,7 @@ impl Ingest {
                 }
             }
         }
-        rows
+        (rows, caption_frames)
     }
 
     /// What to write for one clip, and where its frames are.
@@ -314,6 +327,11 @@ impl Ingest {
             seconds: times.pts(clip.end) - times.pts(clip.start),
             clip_path: PathBuf::new(),
             frame_path: PathBuf::new(),
+            caption_frames: if self.config.caption.enabled() {
+                self.config.caption.frame_offsets(clip.end - clip.start).into_iter().map(|o| (o, PathBuf::new())).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -322,11 +340,17 @@ impl Ingest {
     async fn extract_batch(self: &Arc<Self>, fetched: &Fetched, mut batch: Vec<ClipFiles>) -> Vec<Written> {
         let dir = match tempfile::tempdir_in(&self.scratch) {
             Ok(dir) => dir,
-            Err(e) => return vec![Err(format!("cannot create scratch dir in {}: {e}", self.scratch.display())); batch.len()],
+            Err(e) => {
+                let message = format!("cannot create scratch dir in {}: {e}", self.scratch.display());
+                return batch.iter().map(|_| Err(message.clone())).collect();
+            }
         };
         for files in &mut batch {
             files.clip_path = dir.path().join(format!("{}.mp4", files.name));
             files.frame_path = dir.path().join(format!("{}.{}", files.name, self.config.clips.frame_format));
+            for (k, (_, path)) in files.caption_frames.iter_mut().enumerate() {
+                *path = dir.path().join(format!("{}-caption{k}.ppm", files.name));
+            }
         }
         let seconds: f64 = batch.iter().map(|f| f.seconds).sum();
         let limits = Limits {
@@ -340,10 +364,11 @@ impl Ingest {
             .run_blocking_items(batch.len() as u64, move || {
                 let c = &me.config.clips;
                 let runner = extract::Runner { tools: &me.tools, limits, cancel: me.cancel.flag() };
-                match runner.extract(&source, &extraction_jobs(&work, c)) {
+                let caption_side = me.config.caption.frame_max_side;
+                match runner.extract(&source, &extraction_jobs(&work, c, caption_side)) {
                     Ok(()) => vec![Ok(()); work.len()],
                     Err(e) if work.len() == 1 => vec![Err(e)],
-                    Err(_) => work.iter().map(|one| runner.extract(&source, &extraction_jobs(std::slice::from_ref(one), c))).collect(),
+                    Err(_) => work.iter().map(|one| runner.extract(&source, &extraction_jobs(std::slice::from_ref(one), c, caption_side))).collect(),
                 }
             })
             .await;
@@ -362,12 +387,27 @@ impl Ingest {
         let clip_uri = if c.write_clip_files { Some(extract::upload(&self.output, &files.clip_key, &files.clip_path).await?) } else { None };
         let frame_uri =
             if c.write_middle_frames { Some(extract::upload(&self.output, &files.frame_key, &files.frame_path).await?) } else { None };
-        Ok((clip_uri, frame_uri))
+        let caption_frames = files
+            .caption_frames
+            .iter()
+            .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| format!("cannot read caption frame {}: {e}", path.display())))
+            .collect::<Result<_, _>>()?;
+        Ok(WrittenClip { clip_uri, frame_uri, caption_frames })
     }
 }
 
-/// URIs of a clip's file and middle frame (each when configured), or why they are missing.
-type Written = Result<(Option<String>, Option<String>), String>;
+/// What a clip's extraction produced.
+struct WrittenClip {
+    /// URI of the clip file, when configured.
+    clip_uri: Option<String>,
+    /// URI of the middle frame, when configured.
+    frame_uri: Option<String>,
+    /// Frames for the captioner, when captioning.
+    caption_frames: Vec<RgbImage>,
+}
+
+/// A clip's files and frames, or why they are missing.
+type Written = Result<WrittenClip, String>;
 
 /// The files one clip gets, and where its frames are in the source.
 #[derive(Clone)]
@@ -390,10 +430,12 @@ struct ClipFiles {
     middle: u64,
     /// Duration, seconds.
     seconds: f64,
+    /// Frames for the captioner: offset from the first frame, scratch path.
+    caption_frames: Vec<(u64, PathBuf)>,
 }
 
 /// The ffmpeg jobs that write a batch's files, as configured.
-fn extraction_jobs<'a>(batch: &'a [ClipFiles], c: &'a ClipsConfig) -> Vec<extract::Job<'a>> {
+fn extraction_jobs<'a>(batch: &'a [ClipFiles], c: &'a ClipsConfig, caption_side: u32) -> Vec<extract::Job<'a>> {
     batch
         .iter()
         .map(|f| {
@@ -403,6 +445,9 @@ fn extraction_jobs<'a>(batch: &'a [ClipFiles], c: &'a ClipsConfig) -> Vec<extrac
             }
             if c.write_middle_frames {
                 outputs.push(extract::Output::Frame { offset: f.middle, max_side: c.frame_max_side, dest: &f.frame_path });
+            }
+            for (offset, dest) in &f.caption_frames {
+                outputs.push(extract::Output::Frame { offset: *offset, max_side: caption_side, dest });
             }
             extract::Job { seek: f.seek, outputs }
         })

@@ -5,6 +5,8 @@
 //! size ([`decode`]); shot detection and per-clip scores share that pass ([`detect`], [`clips`]).
 //! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
 
+pub mod bench;
+pub mod caption;
 pub mod clips;
 pub mod commit;
 pub mod config;

@@ -11,7 +11,7 @@ use clipline_pipeline::run::{run, RunStatus};
 use clipline_pipeline::runtime::{progress_display, Cancel};
 use clipline_pipeline::sources::{discover, Fetcher};
 use clipline_pipeline::tools::Tools;
-use clipline_pipeline::{demo, doctor, probe};
+use clipline_pipeline::{bench, demo, doctor, probe};
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
 /// embedding and training.
@@ -37,12 +37,15 @@ enum Cmd {
         /// The video.
         input: String,
     },
-    /// Report what clipline found: ffmpeg, ffprobe, encoders, storage.
+    /// Report what clipline found: ffmpeg, ffprobe, encoders, ONNX Runtime, models, storage.
     Doctor {
         /// Also check that this output location is writable.
         #[arg(long)]
         output: Option<String>,
     },
+    /// Benchmarks' clipline side (run by the scripts under benches/).
+    #[command(subcommand, hide = true)]
+    Bench(bench::Bench),
     /// Make synthetic videos with known shots and run the pipeline on them.
     Demo {
         /// Local output directory (inputs are written to OUTPUT/inputs).
@@ -76,6 +79,10 @@ struct RunArgs {
     /// Do not write middle-frame images.
     #[arg(long)]
     no_middle_frames: bool,
+    /// Caption clips with this model: a model directory or `bundled:tiny-captioner`
+    /// (replaces `caption.model`).
+    #[arg(long, value_name = "MODEL")]
+    caption_model: Option<String>,
 }
 
 impl RunArgs {
@@ -96,6 +103,9 @@ impl RunArgs {
         r.extract_concurrency = self.extract_concurrency.unwrap_or(r.extract_concurrency);
         config.clips.write_clip_files &= !self.no_clip_files;
         config.clips.write_middle_frames &= !self.no_middle_frames;
+        if let Some(model) = &self.caption_model {
+            config.caption.model = model.clone();
+        }
         Ok(config)
     }
 }
@@ -151,6 +161,10 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
                 "frame_duration_s": timeline.frame_duration(probe.video.avg_fps),
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench(bench) => {
+            tokio::task::spawn_blocking(move || bench::run(bench)).await??;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Doctor { output } => Ok(if doctor::doctor(output.as_deref()).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),

@@ -12,6 +12,7 @@ use clipline_core::storage::Store;
 use futures::StreamExt;
 use indicatif::MultiProgress;
 
+use crate::caption::{cache_dir, CaptionStage};
 use crate::commit::{Committed, Committer};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
@@ -74,6 +75,9 @@ impl fmt::Display for RunSummary {
         )?;
         let clips: u64 = c.clips.values().sum();
         writeln!(f, "  shots: {}; clips: {} ({} ok, {} filtered, {} failed)", c.shots, clips, n(&c.clips, "ok"), n(&c.clips, "filtered"), n(&c.clips, "failed"))?;
+        if !c.captions.is_empty() {
+            writeln!(f, "  captions: {} ok, {} failed", n(&c.captions, "ok"), n(&c.captions, "failed"))?;
+        }
         writeln!(f, "  frames decoded: {} ({:.0} frames/s)", c.frames, c.frames as f64 / self.wall_s.max(1e-9))?;
         for (uri, kind, message) in &c.failures {
             writeln!(f, "  failed [{kind}] {uri}: {message}")?;
@@ -82,9 +86,14 @@ impl fmt::Display for RunSummary {
         if unlisted > 0 {
             writeln!(f, "  ... and {unlisted} more failed inputs: see the videos table (status = 'failed')")?;
         }
-        write!(f, "  manifests: {}/manifests/{{videos,shots,clips,runs}}", self.output)
+        let tables = if c.captions.is_empty() { "videos,shots,clips,runs" } else { "videos,shots,clips,captions,runs" };
+        write!(f, "  manifests: {}/manifests/{{{tables}}}", self.output)
     }
 }
+
+/// Videos whose clips may wait for the captioner at once: enough for it to batch clips of
+/// several short videos together.
+const CAPTION_QUEUE_VIDEOS: usize = 8;
 
 /// Run the ingest described by `config` (inputs and output must be set).
 ///
@@ -118,17 +127,27 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
         extract: nonzero_or_cores(config.run.extract_concurrency),
     };
     let stages = Stages::new(progress, limits, pending.len() as u64);
+    let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), stages.caption.bar.clone())?) } else { None };
     let scratch = tempfile::Builder::new().prefix("clipline-").tempdir().context("cannot create a scratch directory")?;
     let fetcher = Fetcher::new(config.sources.clone(), scratch.path().join("spool"))?;
     let ingest = Arc::new(Ingest::new(config.clone(), tools, output.clone(), fetcher, stages, cancel.clone(), scratch.path().to_path_buf()));
 
+    let captioner = captioner.as_ref();
     let mut results = futures::stream::iter(pending.into_iter().enumerate())
         .take_while(|_| std::future::ready(!cancel.is_cancelled()))
         .map(|(index, source)| tokio::spawn(ingest.clone().process(index, source)))
-        .buffered(Stages::in_flight(limits));
+        .buffered(Stages::in_flight(limits))
+        .map(|outcome| async move {
+            let mut outcome = outcome.context("a video task panicked")?;
+            if let Some(stage) = captioner {
+                outcome.captions = stage.caption(std::mem::take(&mut outcome.caption_frames)).await?;
+            }
+            anyhow::Ok(outcome)
+        })
+        .buffered(CAPTION_QUEUE_VIDEOS);
     let mut interrupted = false;
     while let Some(outcome) = results.next().await {
-        let outcome = outcome.context("a video task panicked")?;
+        let outcome = outcome?;
         if outcome.cancelled || cancel.is_cancelled() {
             interrupted = true;
             break;

@@ -72,6 +72,8 @@ pub struct Stages {
     pub decode: Stage,
     /// Clip files and middle frames (counted in clips).
     pub extract: Stage,
+    /// Captions (counted in clips); the caption worker moves its bar.
+    pub caption: Stage,
     /// Manifest commits (counted in videos).
     pub commit: Stage,
     progress: MultiProgress,
@@ -96,6 +98,7 @@ impl Stages {
             probe: Stage::new(progress, "probe", limits.decode, "videos"),
             decode: Stage::new(progress, "decode", limits.decode, "videos"),
             extract: Stage::new(progress, "extract", limits.extract, "clips "),
+            caption: Stage::new(progress, "caption", 1, "clips "),
             commit: Stage::new(progress, "commit", 1, "videos"),
             progress: progress.clone(),
         };
@@ -112,7 +115,7 @@ impl Stages {
 
     /// Stop the bars, leaving their last state on screen.
     pub fn finish(&self) {
-        for bar in [&self.fetch.bar, &self.probe.bar, &self.decode.bar, &self.extract.bar, &self.commit.bar] {
+        for bar in [&self.fetch.bar, &self.probe.bar, &self.decode.bar, &self.extract.bar, &self.caption.bar, &self.commit.bar] {
             bar.abandon();
         }
         let _ = self.progress.clear();

@@ -2,6 +2,7 @@
 //! a real S3 server (moto) on 127.0.0.1. See `support` for the fixtures.
 
 mod bad_inputs;
+mod captions;
 mod commands;
 mod demo;
 mod frame_exact;

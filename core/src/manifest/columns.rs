@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, StringArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, TimeUnit};
+use arrow_buffer::OffsetBuffer;
 
 /// A field type that can be stored as one Arrow column.
 pub trait Column: Sized + Clone {
@@ -99,3 +100,23 @@ column!(
     |v: Vec<Timestamp>| TimestampMicrosecondArray::from_iter_values(v.into_iter().map(|t| t.0)),
     |v: Vec<Option<Timestamp>>| v.into_iter().map(|t| t.map(|t| t.0)).collect::<TimestampMicrosecondArray>()
 );
+
+/// A list of labels (a caption's flags), stored as `List<Utf8>` so SQL can test membership.
+impl Column for Vec<String> {
+    const NULLABLE: bool = false;
+    fn data_type() -> DataType {
+        DataType::List(Arc::new(arrow_schema::Field::new("item", DataType::Utf8, false)))
+    }
+    fn to_array(values: Vec<Self>) -> ArrayRef {
+        let item = Arc::new(arrow_schema::Field::new("item", DataType::Utf8, false));
+        let offsets = OffsetBuffer::from_lengths(values.iter().map(Vec::len));
+        let strings: StringArray = values.into_iter().flatten().map(Some).collect();
+        Arc::new(ListArray::new(item, offsets, Arc::new(strings), None))
+    }
+    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+        let list = downcast::<ListArray>(array, "List<Utf8>")?;
+        let strings = downcast::<StringArray>(list.values(), "List<Utf8>")?;
+        let offsets = list.value_offsets();
+        Ok(offsets.windows(2).map(|w| (w[0] as usize..w[1] as usize).map(|i| strings.value(i).to_string()).collect()).collect())
+    }
+}

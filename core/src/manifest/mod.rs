@@ -12,7 +12,7 @@ mod tables;
 
 pub use columns::{Column, Timestamp};
 pub use parquet_io::{decode, encode, SCHEMA_VERSION};
-pub use tables::{ClipRow, RunRow, ShotRow, VideoRow};
+pub use tables::{CaptionRow, ClipRow, RunRow, ShotRow, VideoRow};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;

@@ -253,3 +253,38 @@ mod tests {
         assert!(err.contains("clip_id"), "{err}");
     }
 }
+
+table! {
+    /// One row per (clip, captioning model, prompt): the caption, or why there is none.
+    pub struct CaptionRow in "captions" {
+        /// The clip captioned.
+        pub clip_id: String,
+        /// The model: its name and a hash of its files (`name@hash`).
+        pub model_id: String,
+        /// Hash of everything else that decides the caption: prompt template, frame positions,
+        /// generation settings.
+        pub prompt_hash: String,
+        /// `ok` or `failed`.
+        pub status: String,
+        /// The caption (empty when failed).
+        pub caption: String,
+        /// Answers the prompt reserves for clips that cannot be described:
+        /// `not_enough_information`, `single_image`, `no_movement`.
+        pub flags: Vec<String>,
+        /// Tokens generated.
+        pub tokens: i64,
+        /// Whether generation stopped at the token limit instead of an end token.
+        pub truncated: bool,
+        /// Share of the sampled frames' area covered by text (PP-OCR detection), 0 to 1; absent
+        /// when text detection is off.
+        pub text_area: Option<f64>,
+        /// Frames shown to the model, as positions in the clip (0 to 1).
+        pub frame_positions: String,
+        /// Wall time of the batch the clip was in, divided by its size, milliseconds.
+        pub latency_ms: f64,
+        /// Why captioning failed.
+        pub error: Option<String>,
+        /// When the caption was made.
+        pub created_at: Timestamp,
+    }
+}

@@ -1,0 +1,127 @@
+//! The vision encoder-decoder layout (`encoder_model.onnx` + `decoder_model_merged.onnx`).
+//!
+//! A clip is shown as several frames: the encoder runs on every frame of the batch at once,
+//! and each clip's frame states are laid end to end along the sequence axis, so the decoder's
+//! cross-attention sees all of them. Decoding is batched across clips: every sequence starts
+//! from the decoder start token, so no padding is needed, and ended sequences are fed the pad
+//! token until the batch finishes.
+
+use clipline_onnx::tensor::{f32_output, input};
+use clipline_onnx::{open_session, ModelSession, OnnxError, SessionOptions};
+use ort::value::Tensor;
+
+use crate::generate::{Batch, GenerationSettings};
+use crate::kv_cache::KvCache;
+use crate::model_files::ModelFiles;
+use crate::CaptionError;
+
+/// An open encoder-decoder captioner.
+pub struct EncoderDecoder {
+    encoder: ModelSession,
+    decoder: ModelSession,
+    start: u32,
+    /// End tokens.
+    pub eos: Vec<u32>,
+    pad: u32,
+    head_fallback: Option<[usize; 2]>,
+}
+
+/// Encoder states of a batch: `[clips, frames * tokens, hidden]`.
+pub struct States {
+    /// Shape.
+    pub shape: [usize; 3],
+    /// Values.
+    pub data: Vec<f32>,
+}
+
+impl EncoderDecoder {
+    /// Open the two graphs and check their signatures.
+    ///
+    /// # Errors
+    /// When a graph cannot be opened or lacks the layout's inputs and outputs.
+    pub fn open(files: &ModelFiles, options: &SessionOptions) -> Result<Self, CaptionError> {
+        let encoder = open_session(&files.graphs[0], options)?;
+        encoder.require(&["pixel_values"], &["last_hidden_state"], "vision encoder")?;
+        let decoder = open_session(&files.graphs[1], options)?;
+        decoder.require(&["input_ids", "encoder_hidden_states", "use_cache_branch"], &["logits"], "merged decoder with past")?;
+        let start = files
+            .token_ids("decoder_start_token_id")
+            .first()
+            .or(files.token_ids("bos_token_id").first())
+            .copied()
+            .ok_or_else(|| CaptionError::ModelFiles(format!("{}: no decoder_start_token_id or bos_token_id in its configs", files.dir.display())))?;
+        let eos = files.token_ids("eos_token_id");
+        let pad = files.token_ids("pad_token_id").first().or(eos.first()).copied().unwrap_or(start);
+        let heads = files.config_number(&["n_head", "num_attention_heads", "decoder_attention_heads"]);
+        let hidden = files.config_number(&["n_embd", "hidden_size", "d_model"]);
+        let head_fallback = heads.zip(hidden).map(|(h, d)| [h as usize, (d / h.max(1)) as usize]);
+        Ok(Self { encoder, decoder, start, eos, pad, head_fallback })
+    }
+
+    /// The pixel size the encoder takes, when its graph fixes it.
+    pub fn input_side(&self) -> Option<u32> {
+        let shape = self.encoder.input_shape("pixel_values")?;
+        shape.get(2).filter(|&&h| h > 0).map(|&h| h as u32)
+    }
+
+    /// Run the encoder on `[clips * frames, 3, H, W]` pixels.
+    ///
+    /// # Errors
+    /// When the encoder fails (a wrong image size among the reasons).
+    pub fn encode(&mut self, shape: &[usize], pixels: Vec<f32>, frames: usize) -> Result<States, CaptionError> {
+        let input = input::<f32>(shape, pixels)?;
+        let path = self.encoder.path.display().to_string();
+        let outputs = self.encoder.run(vec![("pixel_values".into(), input)])?;
+        let (dims, data) = f32_output(&outputs["last_hidden_state"], "last_hidden_state")?;
+        let [n, tokens, hidden] = dims[..] else {
+            return Err(OnnxError::Signature { path, message: format!("last_hidden_state has shape {dims:?}, expected 3 axes") }.into());
+        };
+        Ok(States { shape: [n / frames.max(1), frames * tokens, hidden], data: data.to_vec() })
+    }
+
+    /// Generate for every clip of `states`; `keys` (one per clip) seed sampling.
+    ///
+    /// # Errors
+    /// When a decoder step fails.
+    pub fn generate(&mut self, states: &States, keys: &[String], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
+        let clips = states.shape[0];
+        let encoder_states = Tensor::from_array((states.shape.to_vec(), states.data.clone())).map_err(|e| OnnxError::Run { path: "encoder_hidden_states".into(), message: e.to_string() })?;
+        let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
+        let mut batch = Batch::new(keys, settings.seed);
+        let stops: Vec<u32> = self.eos.iter().chain(extra_stops).copied().collect();
+        let prompts = vec![vec![self.start]; clips];
+        let mut feed = vec![self.start; clips];
+        while !batch.finished() {
+            let mut inputs = vec![
+                ("input_ids".to_string(), input::<i64>(&[clips, 1], feed.iter().map(|&t| t as i64).collect())?),
+                ("encoder_hidden_states".to_string(), (&encoder_states).into()),
+                ("use_cache_branch".to_string(), input::<bool>(&[1], vec![cache.length > 0])?),
+            ];
+            inputs.extend(cache.inputs(clips)?);
+            let mut outputs = self.decoder.run(inputs)?;
+            let (dims, logits) = f32_output(&outputs["logits"], "logits")?;
+            let vocab = *dims.last().unwrap_or(&0);
+            let mut last: Vec<f32> = logits.chunks(vocab * dims[1]).flat_map(|seq| &seq[seq.len() - vocab..]).copied().collect();
+            cache.update(&mut outputs, 1)?;
+            feed = batch.step(&mut last, vocab, &prompts, &stops, self.pad, settings);
+        }
+        Ok(batch)
+    }
+
+    /// Logits of the first decoder step (for checks against other runtimes).
+    ///
+    /// # Errors
+    /// When the decoder fails.
+    pub fn first_logits(&mut self, states: &States) -> Result<Vec<f32>, CaptionError> {
+        let clips = states.shape[0];
+        let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
+        let mut inputs = vec![
+            ("input_ids".to_string(), input::<i64>(&[clips, 1], vec![self.start as i64; clips])?),
+            ("encoder_hidden_states".to_string(), input::<f32>(&states.shape, states.data.clone())?),
+            ("use_cache_branch".to_string(), input::<bool>(&[1], vec![false])?),
+        ];
+        inputs.extend(cache.inputs(clips)?);
+        let outputs = self.decoder.run(inputs)?;
+        Ok(f32_output(&outputs["logits"], "logits")?.1.to_vec())
+    }
+}

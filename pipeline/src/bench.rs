@@ -1,0 +1,80 @@
+//! `clipline bench ...`: the Rust half of the benchmarks under `benches/`, which run it beside
+//! the peer tool on the same inputs and print both.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Subcommand;
+use clipline_captioner::generate::GenerationSettings;
+use clipline_captioner::{Captioner, CaptionerConfig};
+use clipline_onnx::SessionOptions;
+
+/// A benchmark.
+#[derive(Subcommand)]
+pub enum Bench {
+    /// The caption model loop alone (encoder, then greedy decoding with the KV cache) on
+    /// preprocessed frames; prints JSON with clips/s and tokens/s.
+    CaptionLoop {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Preprocessed pixels: float32 little-endian `[clips * frames, 3, size, size]`.
+        #[arg(long)]
+        pixels: PathBuf,
+        /// Clips in the file.
+        #[arg(long)]
+        clips: usize,
+        /// Frames per clip.
+        #[arg(long)]
+        frames: usize,
+        /// Image side.
+        #[arg(long)]
+        size: usize,
+        /// Clips per batch.
+        #[arg(long)]
+        batch: usize,
+        /// Most tokens per caption.
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// Passes over all clips; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Threads per model run (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+/// Run a benchmark, printing its figures.
+///
+/// # Errors
+/// When its inputs cannot be read or the model fails.
+pub fn run(bench: Bench) -> anyhow::Result<()> {
+    let Bench::CaptionLoop { model, pixels, clips, frames, size, batch, max_new_tokens, repeat, threads } = bench;
+    let bytes = std::fs::read(&pixels).with_context(|| format!("cannot read {}", pixels.display()))?;
+    let data: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let per_frame = 3 * size * size;
+    anyhow::ensure!(data.len() == clips * frames * per_frame, "{} holds {} floats, expected {clips}x{frames}x3x{size}x{size}", pixels.display(), data.len());
+    let generation = GenerationSettings { max_new_tokens, ..GenerationSettings::default() };
+    let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
+    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, prompt: String::new(), generation: generation.clone(), session })?;
+    let model = captioner.encoder_decoder().context("the caption-loop benchmark runs encoder-decoder models")?;
+    let (mut best, mut tokens) = (f64::INFINITY, 0);
+    for _ in 0..repeat.max(1) {
+        let started = Instant::now();
+        tokens = 0;
+        for first in (0..clips).step_by(batch.max(1)) {
+            let n = batch.min(clips - first);
+            let slice = data[first * frames * per_frame..(first + n) * frames * per_frame].to_vec();
+            let states = model.encode(&[n * frames, 3, size, size], slice, frames)?;
+            let keys: Vec<String> = (first..first + n).map(|i| i.to_string()).collect();
+            let out = model.generate(&states, &keys, &generation, &[])?;
+            tokens += out.generated.iter().map(Vec::len).sum::<usize>();
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    let report = serde_json::json!({ "seconds": best, "clips_per_s": clips as f64 / best, "tokens_per_s": tokens as f64 / best, "tokens": tokens });
+    println!("{report}");
+    Ok(())
+}

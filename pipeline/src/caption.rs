@@ -1,0 +1,256 @@
+//! The caption stage: clips' sampled frames in, `captions` rows out.
+//!
+//! The frames come from the clip extraction, which decodes each clip anyway: its ffmpeg
+//! process writes them beside the clip file, at `frame_positions` of the clip. One worker
+//! thread owns the model; videos hand it their clips through a bounded queue, and it gathers
+//! clips of several videos into one batch when they are waiting, so small videos still fill the
+//! model's batches. A batch that fails is retried clip by clip, so one bad clip gets a `failed`
+//! row with the reason and the others their captions.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clipline_captioner::generate::GenerationSettings;
+use clipline_captioner::{bundled, prompt, Captioner, CaptionerConfig, Generated};
+use clipline_core::manifest::{CaptionRow, Timestamp};
+use clipline_onnx::{Device, SessionOptions};
+use image::RgbImage;
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// `[caption]`: the captioning model, its prompt, the frames it sees, generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptionConfig {
+    /// A model directory or `bundled:tiny-captioner`; empty: no captions.
+    pub model: String,
+    /// File of the instruction prompt; empty: the built-in default.
+    pub prompt_file: String,
+    /// Frames shown per clip, as positions in the clip (0 to 1).
+    pub frame_positions: Vec<f64>,
+    /// Largest side of the frames taken (the model's preprocessing resizes from there).
+    pub frame_max_side: u32,
+    /// Clips per model batch.
+    pub batch_size: usize,
+    /// `auto`, `cpu` or `cuda`.
+    pub device: Device,
+    /// Threads per model run; 0 = one per core.
+    pub threads: usize,
+    /// Generation settings.
+    pub generation: GenerationSettings,
+}
+
+impl Default for CaptionConfig {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            prompt_file: String::new(),
+            frame_positions: vec![0.2, 0.5, 0.8],
+            frame_max_side: 512,
+            batch_size: 16,
+            device: Device::Auto,
+            threads: 0,
+            generation: GenerationSettings::default(),
+        }
+    }
+}
+
+impl CaptionConfig {
+    /// Whether captioning is on.
+    pub fn enabled(&self) -> bool {
+        !self.model.is_empty()
+    }
+
+    /// Frame offsets in a clip of `frames` frames.
+    pub fn frame_offsets(&self, frames: u64) -> Vec<u64> {
+        let last = frames.saturating_sub(1) as f64;
+        self.frame_positions.iter().map(|p| (p.clamp(0.0, 1.0) * last).round() as u64).collect()
+    }
+
+    /// The settings that change captions (not batch size, device or threads).
+    pub fn caption_settings(&self) -> (&str, &str, &[f64], u32, &GenerationSettings) {
+        (&self.model, &self.prompt_file, &self.frame_positions, self.frame_max_side, &self.generation)
+    }
+
+    /// Check values that parse but cannot work.
+    ///
+    /// # Errors
+    /// Naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.enabled() && (self.frame_positions.is_empty() || self.frame_positions.iter().any(|p| !(0.0..=1.0).contains(p))) {
+            return Err(format!("caption.frame_positions must be one or more numbers from 0 to 1, got {:?}", self.frame_positions));
+        }
+        if self.batch_size == 0 || self.frame_max_side < 16 {
+            return Err("caption.batch_size must be at least 1 and caption.frame_max_side at least 16".into());
+        }
+        Ok(())
+    }
+
+    fn prompt(&self) -> anyhow::Result<String> {
+        if self.prompt_file.is_empty() {
+            return Ok(prompt::DEFAULT_PROMPT.to_string());
+        }
+        std::fs::read_to_string(&self.prompt_file).with_context(|| format!("cannot read caption.prompt_file {}", self.prompt_file))
+    }
+}
+
+/// One clip to caption.
+#[derive(Debug, Clone)]
+pub struct ClipFrames {
+    /// Its id.
+    pub clip_id: String,
+    /// Its sampled frames, in order.
+    pub frames: Vec<RgbImage>,
+}
+
+struct Job {
+    clips: Vec<ClipFrames>,
+    reply: oneshot::Sender<Vec<CaptionRow>>,
+}
+
+/// The running stage.
+pub struct CaptionStage {
+    queue: mpsc::SyncSender<Job>,
+    bar: ProgressBar,
+    /// `name@hash` of the model.
+    pub model_id: String,
+    /// Hash of prompt, frame positions and generation settings.
+    pub prompt_hash: String,
+}
+
+impl CaptionStage {
+    /// Load the model (failing early, before any video is read) and start the worker.
+    ///
+    /// # Errors
+    /// When the model or prompt cannot be loaded.
+    pub fn start(config: &CaptionConfig, cache: &std::path::Path, bar: ProgressBar) -> anyhow::Result<Self> {
+        let model_dir = bundled::resolve_model(&config.model, cache)?;
+        let prompt = config.prompt()?;
+        let prompt_hash = clipline_core::ids::hash_parts([
+            prompt.clone(),
+            serde_json::to_string(&config.frame_positions)?,
+            config.frame_max_side.to_string(),
+            serde_json::to_string(&config.generation)?,
+        ])[..16]
+            .to_string();
+        let captioner = Captioner::load(CaptionerConfig {
+            model_dir: model_dir.clone(),
+            prompt,
+            generation: config.generation.clone(),
+            session: SessionOptions { device: config.device, intra_threads: config.threads },
+        })
+        .with_context(|| format!("cannot load caption model {}", model_dir.display()))?;
+        let model_id = captioner.model_id.clone();
+        tracing::info!(model = %model_id, prompt = %prompt_hash, "caption model loaded");
+        let (queue, jobs) = mpsc::sync_channel(4);
+        let positions = positions_text(&config.frame_positions);
+        let worker = Worker { captioner, jobs, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone(), bar: bar.clone() };
+        std::thread::Builder::new().name("captioner".into()).spawn(move || worker.run()).context("cannot start the caption thread")?;
+        Ok(Self { queue, bar, model_id, prompt_hash })
+    }
+
+    /// Caption a video's clips (waits while the queue is full).
+    ///
+    /// # Errors
+    /// When the worker has stopped.
+    pub async fn caption(&self, clips: Vec<ClipFrames>) -> anyhow::Result<Vec<CaptionRow>> {
+        if clips.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.bar.inc_length(clips.len() as u64);
+        let (reply, rows) = oneshot::channel();
+        let queue = self.queue.clone();
+        tokio::task::spawn_blocking(move || queue.send(Job { clips, reply })).await?.ok().context("the caption worker stopped")?;
+        rows.await.context("the caption worker stopped")
+    }
+}
+
+fn positions_text(positions: &[f64]) -> String {
+    positions.iter().map(|p| format!("{p}")).collect::<Vec<_>>().join(",")
+}
+
+struct Worker {
+    captioner: Captioner,
+    jobs: mpsc::Receiver<Job>,
+    batch_size: usize,
+    positions: String,
+    model_id: String,
+    prompt_hash: String,
+    bar: ProgressBar,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while let Ok(first) = self.jobs.recv() {
+            let mut jobs = vec![first];
+            while jobs.iter().map(|j| j.clips.len()).sum::<usize>() < self.batch_size {
+                match self.jobs.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let counts: Vec<usize> = jobs.iter().map(|j| j.clips.len()).collect();
+            let clips: Vec<ClipFrames> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.clips)).collect();
+            let mut rows = Vec::with_capacity(clips.len());
+            for batch in clips.chunks(self.batch_size) {
+                rows.extend(self.caption_batch(batch));
+                self.bar.inc(batch.len() as u64);
+            }
+            let mut rows = rows.into_iter();
+            for (job, count) in jobs.into_iter().zip(counts) {
+                let _ = job.reply.send(rows.by_ref().take(count).collect());
+            }
+        }
+    }
+
+    /// Rows for a batch; a failed batch is retried clip by clip to find the bad one.
+    fn caption_batch(&mut self, batch: &[ClipFrames]) -> Vec<CaptionRow> {
+        let started = Instant::now();
+        let frames: Vec<Vec<RgbImage>> = batch.iter().map(|c| c.frames.clone()).collect();
+        let keys: Vec<String> = batch.iter().map(|c| c.clip_id.clone()).collect();
+        match self.captioner.caption(&frames, &keys) {
+            Ok(generated) => {
+                let latency = started.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
+                batch.iter().zip(generated).map(|(clip, g)| self.row(&clip.clip_id, Ok(g), latency)).collect()
+            }
+            Err(e) if batch.len() == 1 => {
+                tracing::warn!(clip = %batch[0].clip_id, "captioning failed: {e}");
+                vec![self.row(&batch[0].clip_id, Err(e.to_string()), started.elapsed().as_secs_f64() * 1000.0)]
+            }
+            Err(_) => batch.chunks(1).flat_map(|one| self.caption_batch(one)).collect(),
+        }
+    }
+
+    fn row(&self, clip_id: &str, result: Result<Generated, String>, latency_ms: f64) -> CaptionRow {
+        let (status, caption, flags, tokens, truncated, error) = match result {
+            Ok(g) => ("ok", g.text, g.flags, g.tokens as i64, g.truncated, None),
+            Err(e) => ("failed", String::new(), Vec::new(), 0, false, Some(format!("{clip_id}: {e}"))),
+        };
+        CaptionRow {
+            clip_id: clip_id.to_string(),
+            model_id: self.model_id.clone(),
+            prompt_hash: self.prompt_hash.clone(),
+            status: status.into(),
+            caption,
+            flags,
+            tokens,
+            truncated,
+            text_area: None,
+            frame_positions: self.positions.clone(),
+            latency_ms,
+            error,
+            created_at: Timestamp::now(),
+        }
+    }
+}
+
+/// Where bundled models are written: `$CLIPLINE_CACHE`, else `~/.cache/clipline`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CLIPLINE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/clipline")))
+        .unwrap_or_else(|| std::env::temp_dir().join("clipline"))
+}
