@@ -26,12 +26,18 @@ pub struct EncoderDecoder {
     head_fallback: Option<[usize; 2]>,
 }
 
-/// Encoder states of a batch: `[clips, frames * tokens, hidden]`.
+/// Encoder states of a batch, `[clips, frames * tokens, hidden]`, ready to feed every decoder
+/// step without a copy.
 pub struct States {
-    /// Shape.
-    pub shape: [usize; 3],
-    /// Values.
-    pub data: Vec<f32>,
+    tensor: Tensor<f32>,
+    clips: usize,
+}
+
+impl States {
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        self.tensor.extract_tensor().1
+    }
 }
 
 impl EncoderDecoder {
@@ -76,52 +82,54 @@ impl EncoderDecoder {
         let [n, tokens, hidden] = dims[..] else {
             return Err(OnnxError::Signature { path, message: format!("last_hidden_state has shape {dims:?}, expected 3 axes") }.into());
         };
-        Ok(States { shape: [n / frames.max(1), frames * tokens, hidden], data: data.to_vec() })
+        let clips = n / frames.max(1);
+        // The one copy: out of the encoder's output (which the session owns) into the
+        // decoder's input, laid out as [clips, frames * tokens, hidden].
+        let tensor = Tensor::from_array(([clips, frames * tokens, hidden], data.to_vec()))
+            .map_err(|e| OnnxError::Run { path: "encoder_hidden_states".into(), message: e.to_string() })?;
+        Ok(States { tensor, clips })
     }
 
     /// Generate for every clip of `states`; `keys` (one per clip) seed sampling.
     ///
     /// # Errors
     /// When a decoder step fails.
-    pub fn generate(&mut self, states: &States, keys: &[String], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
-        let clips = states.shape[0];
-        let encoder_states = Tensor::from_array((states.shape.to_vec(), states.data.clone())).map_err(|e| OnnxError::Run { path: "encoder_hidden_states".into(), message: e.to_string() })?;
+    pub fn generate(&mut self, states: &States, keys: &[&str], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
         let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
         let mut batch = Batch::new(keys, settings.seed);
         let stops: Vec<u32> = self.eos.iter().chain(extra_stops).copied().collect();
-        let prompts = vec![vec![self.start]; clips];
-        let mut feed = vec![self.start; clips];
+        let prompts = vec![vec![self.start]; states.clips];
+        let mut feed = vec![self.start; states.clips];
         while !batch.finished() {
-            let mut inputs = vec![
-                ("input_ids".to_string(), input::<i64>(&[clips, 1], feed.iter().map(|&t| t as i64).collect())?),
-                ("encoder_hidden_states".to_string(), (&encoder_states).into()),
-                ("use_cache_branch".to_string(), input::<bool>(&[1], vec![cache.length > 0])?),
-            ];
-            inputs.extend(cache.inputs(clips)?);
-            let mut outputs = self.decoder.run(inputs)?;
-            let (dims, logits) = f32_output(&outputs["logits"], "logits")?;
-            let vocab = *dims.last().unwrap_or(&0);
-            let mut last: Vec<f32> = logits.chunks(vocab * dims[1]).flat_map(|seq| &seq[seq.len() - vocab..]).copied().collect();
-            cache.update(&mut outputs, 1)?;
-            feed = batch.step(&mut last, vocab, &prompts, &stops, self.pad, settings);
+            let (mut logits, vocab) = self.step(&feed, states, &mut cache)?;
+            feed = batch.step(&mut logits, vocab, &prompts, &stops, self.pad, settings);
         }
         Ok(batch)
     }
 
-    /// Logits of the first decoder step (for checks against other runtimes).
+    /// Logits of the first decoder step, `[clips, vocab]` (for checks against other runtimes).
     ///
     /// # Errors
     /// When the decoder fails.
     pub fn first_logits(&mut self, states: &States) -> Result<Vec<f32>, CaptionError> {
-        let clips = states.shape[0];
         let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
+        Ok(self.step(&vec![self.start; states.clips], states, &mut cache)?.0)
+    }
+
+    /// One decoder step: feed one token per clip, keep the presents in `cache`; returns the
+    /// logits of the new position, `[clips, vocab]`, and `vocab`.
+    fn step(&mut self, feed: &[u32], states: &States, cache: &mut KvCache) -> Result<(Vec<f32>, usize), CaptionError> {
         let mut inputs = vec![
-            ("input_ids".to_string(), input::<i64>(&[clips, 1], vec![self.start as i64; clips])?),
-            ("encoder_hidden_states".to_string(), input::<f32>(&states.shape, states.data.clone())?),
-            ("use_cache_branch".to_string(), input::<bool>(&[1], vec![false])?),
+            ("input_ids".to_string(), input::<i64>(&[feed.len(), 1], feed.iter().map(|&t| t as i64).collect())?),
+            ("encoder_hidden_states".to_string(), (&states.tensor).into()),
+            ("use_cache_branch".to_string(), input::<bool>(&[1], vec![cache.length > 0])?),
         ];
-        inputs.extend(cache.inputs(clips)?);
-        let outputs = self.decoder.run(inputs)?;
-        Ok(f32_output(&outputs["logits"], "logits")?.1.to_vec())
+        inputs.extend(cache.inputs(feed.len())?);
+        let mut outputs = self.decoder.run(inputs)?;
+        let (dims, logits) = f32_output(&outputs["logits"], "logits")?;
+        let vocab = *dims.last().unwrap_or(&0);
+        let last: Vec<f32> = logits.chunks(vocab * dims[1]).flat_map(|seq| &seq[seq.len() - vocab..]).copied().collect();
+        cache.update(&mut outputs, 1)?;
+        Ok((last, vocab))
     }
 }

@@ -117,7 +117,7 @@ pub struct Batch {
 
 impl Batch {
     /// A batch whose sequences are keyed (for sampling) by `keys`.
-    pub fn new(keys: &[String], seed: u64) -> Self {
+    pub fn new(keys: &[&str], seed: u64) -> Self {
         let n = keys.len();
         Self {
             generated: vec![Vec::new(); n],
@@ -195,7 +195,7 @@ mod tests {
     #[test]
     fn batches_stop_per_sequence_and_at_the_limit() {
         let settings = GenerationSettings { max_new_tokens: 3, ..GenerationSettings::default() };
-        let mut batch = Batch::new(&["a".into(), "b".into()], 0);
+        let mut batch = Batch::new(&["a", "b"], 0);
         let mut logits = vec![0.0, 1.0, 0.0, /* second: stop token 2 */ 0.0, 0.0, 1.0];
         assert_eq!(batch.step(&mut logits, 3, &[], &[2], 0, &settings), vec![1, 0]);
         assert!(batch.done[1] && batch.stopped[1] && !batch.done[0]);

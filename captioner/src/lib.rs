@@ -47,8 +47,6 @@ pub enum CaptionError {
 pub struct CaptionerConfig {
     /// The model directory.
     pub model_dir: PathBuf,
-    /// The instruction (for models that take one).
-    pub prompt: String,
     /// Generation settings.
     pub generation: GenerationSettings,
     /// Device and threads.
@@ -82,7 +80,7 @@ pub struct Captioner {
     tokenizer: Tokenizer,
     processor: ImageProcessor,
     extra_stops: Vec<u32>,
-    config: CaptionerConfig,
+    generation: GenerationSettings,
 }
 
 impl Captioner {
@@ -109,7 +107,7 @@ impl Captioner {
             .iter()
             .map(|t| tokenizer.token_to_id(t).ok_or_else(|| CaptionError::Tokenizer(format!("stop token {t:?} is not in {}", files.tokenizer.display()))))
             .collect::<Result<_, _>>()?;
-        Ok(Self { model_id: files.model_id()?, files, model, tokenizer, processor, extra_stops, config })
+        Ok(Self { model_id: files.model_id()?, files, model, tokenizer, processor, extra_stops, generation: config.generation })
     }
 
     /// The image processor in use.
@@ -123,16 +121,17 @@ impl Captioner {
     /// # Errors
     /// When the frames cannot be preprocessed or the model fails; the caller retries clips
     /// alone to find the bad one.
-    pub fn caption(&mut self, clips: &[Vec<RgbImage>], keys: &[String]) -> Result<Vec<Generated>, CaptionError> {
-        let frames = clips.first().map_or(0, Vec::len);
+    pub fn caption(&mut self, clips: &[&[RgbImage]], keys: &[&str]) -> Result<Vec<Generated>, CaptionError> {
+        let frames = clips.first().map_or(0, |c| c.len());
         if frames == 0 || clips.iter().any(|c| c.len() != frames) {
-            return Err(CaptionError::Input(format!("every clip of a batch needs the same, non-zero number of frames (got {:?})", clips.iter().map(Vec::len).collect::<Vec<_>>())));
+            let counts: Vec<usize> = clips.iter().map(|c| c.len()).collect();
+            return Err(CaptionError::Input(format!("every clip of a batch needs the same, non-zero number of frames (got {counts:?})")));
         }
-        let images: Vec<&RgbImage> = clips.iter().flatten().collect();
+        let images: Vec<&RgbImage> = clips.iter().flat_map(|c| c.iter()).collect();
         let (shape, pixels) = self.processor.batch(&images)?;
         let Model::EncoderDecoder(model) = &mut self.model;
         let states = model.encode(&shape, pixels, frames)?;
-        let batch = model.generate(&states, keys, &self.config.generation, &self.extra_stops)?;
+        let batch = model.generate(&states, keys, &self.generation, &self.extra_stops)?;
         batch
             .generated
             .iter()

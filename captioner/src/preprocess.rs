@@ -2,6 +2,7 @@
 //! SigLIP and Idefics3 image processors of transformers): resize, centre crop, rescale to 0..1,
 //! normalise per channel, channels first.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use image::imageops::FilterType;
@@ -118,19 +119,22 @@ impl ImageProcessor {
         }
     }
 
-    /// Resize and crop one image as configured.
-    pub fn resize(&self, image: &RgbImage) -> RgbImage {
-        let mut out = if self.do_resize {
+    /// Resize and crop one image as configured (borrowed when that changes nothing).
+    pub fn resize<'a>(&self, image: &'a RgbImage) -> Cow<'a, RgbImage> {
+        let mut out = Cow::Borrowed(image);
+        if self.do_resize {
             let (w, h) = self.size.apply(image.dimensions());
-            if (w, h) == image.dimensions() { image.clone() } else { image::imageops::resize(image, w, h, self.filter()) }
-        } else {
-            image.clone()
-        };
+            if (w, h) != image.dimensions() {
+                out = Cow::Owned(image::imageops::resize(image, w, h, self.filter()));
+            }
+        }
         if let (true, Some(crop)) = (self.do_center_crop, self.crop_size) {
             let (cw, ch) = crop.apply(out.dimensions());
             let (w, h) = out.dimensions();
             let (cw, ch) = (cw.min(w), ch.min(h));
-            out = image::imageops::crop_imm(&out, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+            if (cw, ch) != (w, h) {
+                out = Cow::Owned(image::imageops::crop_imm(out.as_ref(), (w - cw) / 2, (h - ch) / 2, cw, ch).to_image());
+            }
         }
         out
     }
@@ -206,7 +210,7 @@ mod tests {
     #[test]
     fn centre_crop_takes_the_middle() {
         let p = processor(r#"{"size": {"shortest_edge": 4}, "do_center_crop": true, "crop_size": {"height": 4, "width": 4}}"#);
-        let out = p.resize(&RgbImage::new(8, 4));
-        assert_eq!(out.dimensions(), (4, 4));
+        let image = RgbImage::new(8, 4);
+        assert_eq!(p.resize(&image).dimensions(), (4, 4));
     }
 }

@@ -81,15 +81,10 @@ pub fn locate_library() -> Result<PathBuf, OnnxError> {
 }
 
 fn search_dirs() -> Vec<PathBuf> {
-    let cache = std::env::var_os("CLIPLINE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/clipline")));
-    let mut dirs = Vec::new();
-    if let Some(cache) = cache {
-        dirs.push(cache.join("lib"));
-        let wheel = cache.join("venv/lib/python3*/site-packages/onnxruntime/capi");
-        dirs.extend(glob::glob(&wheel.to_string_lossy()).into_iter().flatten().flatten());
-    }
+    let cache = clipline_core::cache::cache_dir();
+    let mut dirs = vec![cache.join("lib")];
+    let wheel = cache.join("venv/lib/python3*/site-packages/onnxruntime/capi");
+    dirs.extend(glob::glob(&wheel.to_string_lossy()).into_iter().flatten().flatten());
     dirs.extend(["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"].map(PathBuf::from));
     dirs
 }

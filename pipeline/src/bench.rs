@@ -58,7 +58,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     anyhow::ensure!(data.len() == clips * frames * per_frame, "{} holds {} floats, expected {clips}x{frames}x3x{size}x{size}", pixels.display(), data.len());
     let generation = GenerationSettings { max_new_tokens, ..GenerationSettings::default() };
     let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
-    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, prompt: String::new(), generation: generation.clone(), session })?;
+    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session })?;
     let model = captioner.encoder_decoder().context("the caption-loop benchmark runs encoder-decoder models")?;
     let (mut best, mut tokens) = (f64::INFINITY, 0);
     for _ in 0..repeat.max(1) {
@@ -69,6 +69,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
             let slice = data[first * frames * per_frame..(first + n) * frames * per_frame].to_vec();
             let states = model.encode(&[n * frames, 3, size, size], slice, frames)?;
             let keys: Vec<String> = (first..first + n).map(|i| i.to_string()).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let out = model.generate(&states, &keys, &generation, &[])?;
             tokens += out.generated.iter().map(Vec::len).sum::<usize>();
         }

@@ -7,7 +7,6 @@
 //! model's batches. A batch that fails is retried clip by clip, so one bad clip gets a `failed`
 //! row with the reason and the others their captions.
 
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -130,7 +129,7 @@ impl CaptionStage {
         let model_dir = bundled::resolve_model(&config.model, cache)?;
         let prompt = config.prompt()?;
         let prompt_hash = clipline_core::ids::hash_parts([
-            prompt.clone(),
+            prompt,
             serde_json::to_string(&config.frame_positions)?,
             config.frame_max_side.to_string(),
             serde_json::to_string(&config.generation)?,
@@ -138,7 +137,6 @@ impl CaptionStage {
             .to_string();
         let captioner = Captioner::load(CaptionerConfig {
             model_dir: model_dir.clone(),
-            prompt,
             generation: config.generation.clone(),
             session: SessionOptions { device: config.device, intra_threads: config.threads },
         })
@@ -209,8 +207,8 @@ impl Worker {
     /// Rows for a batch; a failed batch is retried clip by clip to find the bad one.
     fn caption_batch(&mut self, batch: &[ClipFrames]) -> Vec<CaptionRow> {
         let started = Instant::now();
-        let frames: Vec<Vec<RgbImage>> = batch.iter().map(|c| c.frames.clone()).collect();
-        let keys: Vec<String> = batch.iter().map(|c| c.clip_id.clone()).collect();
+        let frames: Vec<&[RgbImage]> = batch.iter().map(|c| c.frames.as_slice()).collect();
+        let keys: Vec<&str> = batch.iter().map(|c| c.clip_id.as_str()).collect();
         match self.captioner.caption(&frames, &keys) {
             Ok(generated) => {
                 let latency = started.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
@@ -245,12 +243,4 @@ impl Worker {
             created_at: Timestamp::now(),
         }
     }
-}
-
-/// Where bundled models are written: `$CLIPLINE_CACHE`, else `~/.cache/clipline`.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("CLIPLINE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/clipline")))
-        .unwrap_or_else(|| std::env::temp_dir().join("clipline"))
 }

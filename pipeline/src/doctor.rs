@@ -3,9 +3,9 @@
 //! model, and the output store when given.
 
 use bytes::Bytes;
+use clipline_core::cache::cache_dir;
 use clipline_core::storage::Store;
 
-use crate::caption::cache_dir;
 use crate::tools::Tools;
 
 /// One line of the report.

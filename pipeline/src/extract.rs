@@ -1,11 +1,12 @@
-//! Per-clip files: a frame-exact re-encoded clip and the middle frame as an image.
+//! Per-clip files: a frame-exact re-encoded clip, the middle frame as an image, and the frames
+//! the captioner sees.
 //!
-//! One seek per clip feeds both: an accurate input seek to a time between the clip's first frame
-//! and the one before it (taken from the packet timeline) makes ffmpeg decode from the nearest
-//! keyframe and drop everything before that frame; `-frames:v` stops the clip exactly at its
-//! end, and `select` picks the middle frame from the same decoded frames. A few clips of a video
-//! share one ffmpeg process (one input each). Files are written to a temporary directory and
-//! uploaded atomically to the output store.
+//! One seek per clip feeds them all: an accurate input seek to a time between the clip's first
+//! frame and the one before it (taken from the packet timeline) makes ffmpeg decode from the
+//! nearest keyframe and drop everything before that frame; `-frames:v` stops the clip exactly at
+//! its end, and `select` picks single frames (the middle one, the caption frames) from the same
+//! decoded frames. A few clips of a video share one ffmpeg process (one input each). Files are
+//! written to a temporary directory and uploaded atomically to the output store.
 
 use std::path::Path;
 use std::process::Command;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use clipline_core::ids::clip_id;
 use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
-use image::RgbImage;
 use clipline_core::storage::Store;
+use image::RgbImage;
 
 use crate::caption::ClipFrames;
 use crate::clips::{self, PlannedClip};

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use clipline_core::cache::cache_dir;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::{encode, RunRow, Table, Timestamp};
 use clipline_core::storage::Store;
 use futures::StreamExt;
 use indicatif::MultiProgress;
 
-use crate::caption::{cache_dir, CaptionStage};
+use crate::caption::CaptionStage;
 use crate::commit::{Committed, Committer};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
