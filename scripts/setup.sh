@@ -46,8 +46,8 @@ ort_lib="$(ls "$CLIPLINE_VENV"/lib/python3*/site-packages/onnxruntime/capi/libon
 mkdir -p "$CLIPLINE_CACHE/lib"
 ln -sf "$ort_lib" "$CLIPLINE_CACHE/lib/libonnxruntime.so"
 
-if [ "$with_test_tools" = 1 ] && [ ! -x "$CLIPLINE_VENV/bin/moto_server" ]; then
-    echo "setup: installing moto (S3 server for the tests) into $CLIPLINE_VENV"
-    pip_install 'moto[server]==5.2.1'
+if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import moto, tokenizers" 2>/dev/null; then
+    echo "setup: installing moto (S3 server) and tokenizers (the embedders' reference) into $CLIPLINE_VENV"
+    pip_install 'moto[server]==5.2.1' 'tokenizers==0.22.1'
 fi
 echo "setup: ready (ffmpeg: $(command -v ffmpeg); ONNX Runtime: $ort_lib; build outputs: $CARGO_TARGET_DIR)"

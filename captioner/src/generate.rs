@@ -2,6 +2,7 @@
 //! seeded sampling with temperature and top-k. Each sequence has its own random stream, seeded
 //! from the run's seed and the clip, so a caption does not depend on what it was batched with.
 
+use clipline_core::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 /// Generation settings (`[caption.generation]` in the config).
@@ -31,26 +32,13 @@ impl Default for GenerationSettings {
 
 /// Picks tokens for one sequence.
 pub struct Sampler {
-    state: u64,
+    stream: SplitMix64,
 }
 
 impl Sampler {
     /// A sampler whose stream is fixed by the settings' seed and the clip's key.
     pub fn new(seed: u64, key: &str) -> Self {
-        let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-        for b in key.bytes() {
-            state = (state ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        Self { state }
-    }
-
-    fn next_f32(&mut self) -> f32 {
-        // splitmix64
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        Self { stream: SplitMix64::keyed(seed, key) }
     }
 
     /// The next token given this step's `logits` and the tokens so far (prompt included).
@@ -68,7 +56,7 @@ impl Sampler {
         }
         let top = logits[order[0] as usize];
         let weights: Vec<f32> = order.iter().map(|&t| ((logits[t as usize] - top) / settings.temperature).exp()).collect();
-        let mut target = self.next_f32() * weights.iter().sum::<f32>();
+        let mut target = self.stream.next_f32() * weights.iter().sum::<f32>();
         for (&token, w) in order.iter().zip(&weights) {
             target -= w;
             if target <= 0.0 {

@@ -101,13 +101,8 @@ impl ModelFiles {
     /// # Errors
     /// When a file cannot be read.
     pub fn model_id(&self) -> Result<String, CaptionError> {
-        let mut hasher = blake3::Hasher::new();
-        for path in self.graphs.iter().chain([&self.tokenizer]) {
-            let mut file = std::fs::File::open(path).map_err(|e| CaptionError::ModelFiles(format!("{}: {e}", path.display())))?;
-            hasher.update_reader(&mut file).map_err(|e| CaptionError::ModelFiles(format!("{}: {e}", path.display())))?;
-        }
-        let name = self.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
-        Ok(format!("{name}@{}", &hasher.finalize().to_hex()[..12]))
+        let files: Vec<&Path> = self.graphs.iter().chain([&self.tokenizer]).map(PathBuf::as_path).collect();
+        clipline_onnx::model_dir::model_id(&self.dir, &files).map_err(CaptionError::ModelFiles)
     }
 
     /// A token id from `generation_config.json`, falling back to `config.json` (top level,

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod error;
 pub mod ids;
 pub mod manifest;
+pub mod rng;
 pub mod storage;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 //! version is refused here with the path and the version wanted, not at the first session.
 
 mod library;
+pub mod model_dir;
 mod session;
 pub mod tensor;
 

@@ -18,14 +18,14 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
-use clipline_core::manifest::{encode, CaptionRow, ClipRow, ShotRow, Table, VideoRow};
+use clipline_core::manifest::commits::{markers, MarkedSource, Marker, COMMITS};
+use clipline_core::manifest::{encode, CaptionRow, ClipRow, SampleRow, ShardRow, ShotRow, Table, VideoRow};
 use clipline_core::storage::Store;
-use serde::{Deserialize, Serialize};
+
+use clipline_shard::{ShardError, SHARDS_DIR};
 
 use crate::ingest::VideoOutcome;
-
-/// Directory of commit markers under the output root.
-pub const COMMITS: &str = "manifests/_commits";
+use crate::shards::ShardSink;
 
 /// Failed inputs kept for the run summary; a run over millions of inputs must not hold (or
 /// print) every failure.
@@ -35,38 +35,15 @@ pub const LISTED_FAILURES: usize = 20;
 /// less); younger ones may belong to another worker writing to the same output.
 const STALE_STAGING_S: u64 = 600;
 
-/// What a commit marker records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Marker {
-    /// Format of this file.
-    pub format: u32,
-    /// Chunk key.
-    pub chunk: String,
-    /// Settings fingerprint of the rows.
-    pub settings_hash: String,
-    /// The chunk's sources, in order, with their content ids where known.
-    pub sources: Vec<MarkedSource>,
-    /// Part keys, by table.
-    pub parts: HashMap<String, String>,
-}
-
-/// One source of a committed chunk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MarkedSource {
-    /// The source URI.
-    pub uri: String,
-    /// Its content id (absent when unreadable).
-    pub video_id: Option<String>,
-    /// Its status.
-    pub status: String,
-}
-
 /// A commit-level failure; the run stops (everything committed so far stays).
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// Storage or encoding failed.
     #[error(transparent)]
     Store(#[from] clipline_core::Error),
+    /// A shard could not be written or uploaded.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     /// The output holds results of other settings.
     #[error(
         "{output} holds results made with settings {found}, but this run's settings are {ours}; \
@@ -79,14 +56,6 @@ pub enum CommitError {
         found: String,
         /// This run's.
         ours: String,
-    },
-    /// A marker is not readable.
-    #[error("commit marker {key} is unreadable: {message}")]
-    BadMarker {
-        /// Its key.
-        key: String,
-        /// Why.
-        message: String,
     },
 }
 
@@ -101,6 +70,12 @@ pub struct Committed {
     pub clips: HashMap<String, u64>,
     /// Captions by status.
     pub captions: HashMap<String, u64>,
+    /// Samples by status.
+    pub samples: HashMap<String, u64>,
+    /// Shard files written.
+    pub shards: u64,
+    /// Their bytes.
+    pub shard_bytes: u64,
     /// Frames decoded.
     pub frames: u64,
     /// The first [`LISTED_FAILURES`] failed inputs: (uri, kind, message); the `videos` table
@@ -114,6 +89,7 @@ pub struct Committer {
     settings_hash: String,
     chunk_size: usize,
     pending: Vec<VideoOutcome>,
+    shards: Option<ShardSink>,
     first_source_of: HashMap<String, String>,
     /// What this run committed.
     pub committed: Committed,
@@ -132,16 +108,12 @@ impl Committer {
     ///
     /// # Errors
     /// On storage failures, unreadable markers, or markers of other settings.
-    pub async fn open(store: Store, settings_hash: String, chunk_size: usize) -> Result<(Self, Resume), CommitError> {
+    /// Samples go into shards through `shards` (when the run makes samples).
+    pub async fn open(store: Store, settings_hash: String, chunk_size: usize, shards: Option<ShardSink>) -> Result<(Self, Resume), CommitError> {
         let mut done = HashSet::new();
         let mut first_source_of = HashMap::new();
         let mut referenced = HashSet::new();
-        for entry in store.list(COMMITS).await? {
-            if !entry.key.ends_with(".json") {
-                continue;
-            }
-            let bytes = store.get(&entry.key).await?;
-            let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| CommitError::BadMarker { key: store.uri_of(&entry.key), message: e.to_string() })?;
+        for marker in markers(&store).await? {
             if marker.settings_hash != settings_hash {
                 return Err(CommitError::SettingsChanged { output: store.uri().into(), found: marker.settings_hash, ours: settings_hash });
             }
@@ -152,18 +124,20 @@ impl Committer {
                 done.insert(source.uri);
             }
             referenced.extend(marker.parts.into_values());
+            referenced.extend(marker.shards);
         }
         let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
-        for table in [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME, CaptionRow::NAME] {
-            for entry in store.list(&format!("manifests/{table}")).await? {
+        let tables = [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME, CaptionRow::NAME, SampleRow::NAME, ShardRow::NAME].map(|t| format!("manifests/{t}"));
+        for dir in tables.iter().map(String::as_str).chain([SHARDS_DIR]) {
+            for entry in store.list(dir).await? {
                 if !referenced.contains(&entry.key) {
-                    tracing::info!(part = %store.uri_of(&entry.key), "removing a part left by an interrupted run");
+                    tracing::info!(file = %store.uri_of(&entry.key), "removing a file left by an interrupted run");
                     store.delete(&entry.key).await?;
                     orphans_removed += 1;
                 }
             }
         }
-        let committer = Self { store, settings_hash, chunk_size, pending: Vec::new(), first_source_of, committed: Committed::default() };
+        let committer = Self { store, settings_hash, chunk_size, pending: Vec::new(), shards, first_source_of, committed: Committed::default() };
         Ok((committer, Resume { done, orphans_removed }))
     }
 
@@ -197,19 +171,27 @@ impl Committer {
             .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
             .collect();
         self.count(&chunk);
-        let (mut videos, mut shots, mut clips, mut captions) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new(), Vec::new());
+        let (mut videos, mut shots, mut clips, mut captions, mut embedded) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for outcome in chunk {
             videos.push(outcome.video);
             shots.extend(outcome.shots);
             clips.extend(outcome.clips);
             captions.extend(outcome.captions);
+            embedded.extend(outcome.samples);
         }
+        let (samples, shards) = match &mut self.shards {
+            Some(sink) => sink.write_chunk(embedded).await?,
+            None => Default::default(),
+        };
+        self.count_samples(&samples, &shards.rows);
         let mut parts = HashMap::new();
         self.put_part(&key, &videos, &mut parts).await?;
         self.put_part(&key, &shots, &mut parts).await?;
         self.put_part(&key, &clips, &mut parts).await?;
         self.put_part(&key, &captions, &mut parts).await?;
-        let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts };
+        self.put_part(&key, &samples, &mut parts).await?;
+        self.put_part(&key, &shards.rows, &mut parts).await?;
+        let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts, shards: shards.keys };
         let json = serde_json::to_vec_pretty(&marker).expect("marker serialises");
         self.store.put(&format!("{COMMITS}/{key}.json"), Bytes::from(json)).await?;
         tracing::debug!(chunk = %key, videos = videos.len(), "committed");
@@ -240,12 +222,22 @@ impl Committer {
                 outcome.shots.clear();
                 outcome.clips.clear();
                 outcome.captions.clear();
+                outcome.samples.clear();
             }
             Some(_) => {}
             None => {
                 self.first_source_of.insert(id, outcome.video.source_uri.clone());
             }
         }
+    }
+
+    fn count_samples(&mut self, samples: &[SampleRow], shards: &[ShardRow]) {
+        let c = &mut self.committed;
+        for sample in samples {
+            *c.samples.entry(sample.status.clone()).or_default() += 1;
+        }
+        c.shards += shards.len() as u64;
+        c.shard_bytes += shards.iter().map(|s| s.bytes as u64).sum::<u64>();
     }
 
     fn count(&mut self, chunk: &[VideoOutcome]) {

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::caption::CaptionConfig;
+use crate::embed::EmbedConfig;
+use crate::shards::ShardsConfig;
 use crate::detect::DetectorConfig;
 
 /// Everything `clipline run` can be told.
@@ -28,6 +30,10 @@ pub struct Config {
     pub filters: FiltersConfig,
     /// Captioning.
     pub caption: CaptionConfig,
+    /// Latents and text embeddings.
+    pub embed: EmbedConfig,
+    /// How samples are stored.
+    pub shards: ShardsConfig,
 }
 
 /// Inputs, output and concurrency.
@@ -268,6 +274,8 @@ impl Config {
             return Err("run.commit_every and run.extract_batch must be at least 1".into());
         }
         self.caption.validate()?;
+        self.embed.validate(self.caption.enabled())?;
+        self.shards.validate()?;
         self.shots.validate()
     }
 
@@ -280,6 +288,8 @@ impl Config {
             serde_json::to_string(&self.clips).unwrap_or_default(),
             serde_json::to_string(&self.filters).unwrap_or_default(),
             serde_json::to_string(&self.caption.caption_settings()).unwrap_or_default(),
+            serde_json::to_string(&self.embed.sample_settings()).unwrap_or_default(),
+            serde_json::to_string(&self.shards.format_settings()).unwrap_or_default(),
         ];
         clipline_core::ids::hash_parts(parts)[..16].to_string()
     }

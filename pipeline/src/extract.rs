@@ -1,5 +1,5 @@
-//! Per-clip files: a frame-exact re-encoded clip, the middle frame as an image, and the frames
-//! the captioner sees.
+//! Per-clip files: a frame-exact re-encoded clip, the middle frame as an image, the frames the
+//! captioner sees, and the bucket's frames the embedder encodes.
 //!
 //! One seek per clip feeds them all: an accurate input seek to a time between the clip's first
 //! frame and the one before it (taken from the packet timeline) makes ffmpeg decode from the
@@ -64,12 +64,28 @@ pub enum Output<'a> {
         /// Where; the extension picks the format.
         dest: &'a Path,
     },
+    /// Raw RGB frames for the embedder: `count` frames `stride` apart from `first` (frames
+    /// after the seek point), resized to cover `width × height` and centre-cropped to it.
+    Raw {
+        /// First frame after the seek point.
+        first: u64,
+        /// Frames taken.
+        count: u64,
+        /// Frames between two taken.
+        stride: u64,
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// Where (packed `rgb24`).
+        dest: &'a Path,
+    },
 }
 
 impl Output<'_> {
     fn dest(&self) -> &Path {
         match self {
-            Output::Clip { dest, .. } | Output::Frame { dest, .. } => dest,
+            Output::Clip { dest, .. } | Output::Frame { dest, .. } | Output::Raw { dest, .. } => dest,
         }
     }
 
@@ -92,6 +108,16 @@ impl Output<'_> {
                     None => select,
                 };
                 cmd.args(["-vf", &filter, "-frames:v", "1", "-q:v", "2"]).arg(dest);
+            }
+            Output::Raw { first, count, stride, width, height, dest } => {
+                let last = first + (count - 1) * stride;
+                let filter = format!(
+                    "select=between(n\\,{first}\\,{last})*not(mod(n-{first}\\,{stride})),\
+                     scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,crop={width}:{height}"
+                );
+                cmd.args(["-vf", &filter, "-fps_mode", "passthrough", "-frames:v", &count.to_string()])
+                    .args(["-f", "rawvideo", "-pix_fmt", "rgb24"])
+                    .arg(dest);
             }
         }
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clipline_core::ids::clip_id;
 use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
 use clipline_core::storage::Store;
+use clipline_embedder::{Bucket, ClipShape};
 use image::RgbImage;
 
 use crate::caption::ClipFrames;
@@ -21,6 +22,7 @@ use crate::clips::{self, PlannedClip};
 use crate::config::{ClipsConfig, Config};
 use crate::decode::{decode_rgb, DecodeError};
 use crate::detect::{FrameRecord, Shot, ShotDetector};
+use crate::embed::{EmbedInput, Embedded, Kind};
 use crate::extract::{self, Seek};
 use crate::probe::{self, Probe, Timeline};
 use crate::runtime::{Cancel, Stages};
@@ -40,6 +42,10 @@ pub struct VideoOutcome {
     pub caption_frames: Vec<ClipFrames>,
     /// Its captions (filled by the caption stage).
     pub captions: Vec<CaptionRow>,
+    /// Bucketed frames of its clips, for the embed stage (taken by it).
+    pub embed_inputs: Vec<EmbedInput>,
+    /// Its samples (filled by the embed stage).
+    pub samples: Vec<Embedded>,
     /// Frames decoded for it.
     pub frames_decoded: u64,
     /// Whether the run was cancelled while it was processed (its rows are incomplete).
@@ -93,7 +99,7 @@ impl Ingest {
     /// Process input number `index` (its position in the sorted input list).
     pub async fn process(self: Arc<Self>, index: usize, source: Source) -> VideoOutcome {
         let uri = source.uri();
-        let mut outcome = VideoOutcome { video: VideoRow::unprocessed(&uri, &self.settings_hash), shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], frames_decoded: 0, cancelled: false };
+        let mut outcome = VideoOutcome { video: VideoRow::unprocessed(&uri, &self.settings_hash), shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], embed_inputs: vec![], samples: vec![], frames_decoded: 0, cancelled: false };
         let fetched = match self.stages.fetch.run(self.fetcher.fetch(&source)).await {
             Ok(f) => f,
             Err(e) => {
@@ -132,7 +138,7 @@ impl Ingest {
         outcome.shots = self.shot_rows(&fetched.video_id, &uri, &shots, &times);
         outcome.video.shots = shots.len() as i64;
         let planned = clips::plan(&shots, &records, &self.config.clips, &self.config.filters);
-        (outcome.clips, outcome.caption_frames) = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
+        (outcome.clips, outcome.caption_frames, outcome.embed_inputs) = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
         outcome.video.clips = outcome.clips.len() as i64;
         if outcome.video.status == "ok" && outcome.clips.is_empty() {
             outcome.video.status = "skipped".into();
@@ -280,18 +286,32 @@ impl Ingest {
     }
 
     /// Rows of all planned clips; the files of those not filtered are written meanwhile, and
-    /// their caption frames taken.
-    async fn write_clips(self: &Arc<Self>, fetched: &Fetched, uri: &str, probe: &Probe, times: &FrameTimes, planned: &[PlannedClip]) -> (Vec<ClipRow>, Vec<ClipFrames>) {
+    /// their caption frames and bucketed frames taken.
+    async fn write_clips(
+        self: &Arc<Self>,
+        fetched: &Fetched,
+        uri: &str,
+        probe: &Probe,
+        times: &FrameTimes,
+        planned: &[PlannedClip],
+    ) -> (Vec<ClipRow>, Vec<ClipFrames>, Vec<EmbedInput>) {
         let mut rows: Vec<ClipRow> = planned.iter().map(|clip| self.clip_row(fetched, uri, probe.video.display_size(), times, clip)).collect();
         let wanted: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].filter_reason.is_none()).collect();
         self.stages.extract.bar.inc_length(wanted.len() as u64);
         let c = &self.config.clips;
-        if !c.write_clip_files && !c.write_middle_frames && !self.config.caption.enabled() {
+        if !c.write_clip_files && !c.write_middle_frames && !self.config.caption.enabled() && !self.config.embed.enabled() {
             self.stages.extract.skip(wanted.len() as u64);
-            return (rows, Vec::new());
+            return (rows, Vec::new(), Vec::new());
         }
-        let specs: Vec<ClipFiles> =
-            wanted.iter().map(|&i| self.clip_files(&fetched.video_id, &rows[i].clip_id, &planned[i], times, probe.video.index)).collect();
+        let mut embed_inputs = Vec::new();
+        let specs: Vec<ClipFiles> = wanted
+            .iter()
+            .map(|&i| {
+                let mut files = self.clip_files(&fetched.video_id, &rows[i].clip_id, &planned[i], times, probe.video.index);
+                files.embed_frames = self.embed_frames(&rows[i], &planned[i], &mut embed_inputs);
+                files
+            })
+            .collect();
         let batches = specs.chunks(self.config.run.extract_batch).map(|batch| self.extract_batch(fetched, batch.to_vec()));
         let results: Vec<Written> = futures::future::join_all(batches).await.into_iter().flatten().collect();
         let mut caption_frames = Vec::new();
@@ -303,6 +323,7 @@ impl Ingest {
                     if !written.caption_frames.is_empty() {
                         caption_frames.push(ClipFrames { clip_id: row.clip_id.clone(), frames: written.caption_frames });
                     }
+                    embed_inputs.extend(written.embed_inputs);
                 }
                 Err(message) => {
                     tracing::warn!(clip = %row.clip_id, "{message}");
@@ -311,7 +332,31 @@ impl Ingest {
                 }
             }
         }
-        (rows, caption_frames)
+        (rows, caption_frames, embed_inputs)
+    }
+
+    /// The bucketed frames to take for a clip's samples; samples no bucket fits go straight to
+    /// `skipped` (as inputs without frames).
+    fn embed_frames(&self, row: &ClipRow, clip: &PlannedClip, skipped: &mut Vec<EmbedInput>) -> Vec<EmbedFrames> {
+        if !self.config.embed.enabled() {
+            return Vec::new();
+        }
+        let shape = ClipShape { width: row.width as u32, height: row.height as u32, frames: row.num_frames as u64, fps: row.fps };
+        let (video, image) = self.config.embed.buckets.assign(shape);
+        let mut wanted = Vec::new();
+        for (kind, bucket) in std::iter::once((Kind::Video, video)).chain(image.map(|b| (Kind::Image, b))) {
+            match bucket {
+                Ok(bucket) => {
+                    let first = match kind {
+                        Kind::Video => bucket.frame_offsets(shape.frames)[0],
+                        Kind::Image => clip.middle_frame() - clip.start,
+                    };
+                    wanted.push(EmbedFrames { kind, bucket, first, path: PathBuf::new() });
+                }
+                Err(reason) => skipped.push(EmbedInput { clip_id: row.clip_id.clone(), kind, bucket: Err(reason), frames: Err(String::new()) }),
+            }
+        }
+        wanted
     }
 
     /// What to write for one clip, and where its frames are.
@@ -327,6 +372,7 @@ impl Ingest {
             seconds: times.pts(clip.end) - times.pts(clip.start),
             clip_path: PathBuf::new(),
             frame_path: PathBuf::new(),
+            embed_frames: Vec::new(),
             caption_frames: if self.config.caption.enabled() {
                 self.config.caption.frame_offsets(clip.end - clip.start).into_iter().map(|o| (o, PathBuf::new())).collect()
             } else {
@@ -350,6 +396,9 @@ impl Ingest {
             files.frame_path = dir.path().join(format!("{}.{}", files.name, self.config.clips.frame_format));
             for (k, (_, path)) in files.caption_frames.iter_mut().enumerate() {
                 *path = dir.path().join(format!("{}-caption{k}.ppm", files.name));
+            }
+            for (k, frames) in files.embed_frames.iter_mut().enumerate() {
+                frames.path = dir.path().join(format!("{}-embed{k}.rgb", files.name));
             }
         }
         let seconds: f64 = batch.iter().map(|f| f.seconds).sum();
@@ -392,7 +441,8 @@ impl Ingest {
             .iter()
             .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| format!("cannot read caption frame {}: {e}", path.display())))
             .collect::<Result<_, _>>()?;
-        Ok(WrittenClip { clip_uri, frame_uri, caption_frames })
+        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, bucket: Ok(f.bucket.clone()), frames: f.read() }).collect();
+        Ok(WrittenClip { clip_uri, frame_uri, caption_frames, embed_inputs })
     }
 }
 
@@ -404,6 +454,8 @@ struct WrittenClip {
     frame_uri: Option<String>,
     /// Frames for the captioner, when captioning.
     caption_frames: Vec<RgbImage>,
+    /// Bucketed frames for the embedder, when embedding.
+    embed_inputs: Vec<EmbedInput>,
 }
 
 /// A clip's files and frames, or why they are missing.
@@ -432,6 +484,32 @@ struct ClipFiles {
     seconds: f64,
     /// Frames for the captioner: offset from the first frame, scratch path.
     caption_frames: Vec<(u64, PathBuf)>,
+    /// Bucketed frames for the embedder.
+    embed_frames: Vec<EmbedFrames>,
+}
+
+/// One sample's frames to take from a clip.
+#[derive(Clone)]
+struct EmbedFrames {
+    kind: Kind,
+    bucket: Bucket,
+    /// First frame taken, counted from the clip's first.
+    first: u64,
+    /// Scratch path of the raw frames (set when its batch runs).
+    path: PathBuf,
+}
+
+impl EmbedFrames {
+    /// The frames ffmpeg wrote, checked against the bucket's size and count.
+    fn read(&self) -> Result<Vec<u8>, String> {
+        let b = &self.bucket;
+        let want = b.frames as usize * b.height as usize * b.width as usize * 3;
+        let bytes = std::fs::read(&self.path).map_err(|e| format!("cannot read bucket frames {}: {e}", self.path.display()))?;
+        if bytes.len() != want {
+            return Err(format!("ffmpeg wrote {} bytes of {}x{} frames, {} frames ({want} bytes) wanted for bucket {}", bytes.len(), b.width, b.height, b.frames, b.name));
+        }
+        Ok(bytes)
+    }
 }
 
 /// The ffmpeg jobs that write a batch's files, as configured.
@@ -448,6 +526,17 @@ fn extraction_jobs<'a>(batch: &'a [ClipFiles], c: &'a ClipsConfig, caption_side:
             }
             for (offset, dest) in &f.caption_frames {
                 outputs.push(extract::Output::Frame { offset: *offset, max_side: caption_side, dest });
+            }
+            for e in &f.embed_frames {
+                let b = &e.bucket;
+                outputs.push(extract::Output::Raw {
+                    first: e.first,
+                    count: u64::from(b.frames),
+                    stride: u64::from(b.stride),
+                    width: b.width,
+                    height: b.height,
+                    dest: &e.path,
+                });
             }
             extract::Job { seek: f.seek, outputs }
         })

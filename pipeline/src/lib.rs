@@ -1,7 +1,8 @@
-//! The clipline ingest: raw videos in; shots, clips, cheap scores and Parquet manifests out.
+//! The clipline pipeline: raw videos in; shots, clips, scores, captions, bf16 latent shards and
+//! Parquet manifests out.
 //!
-//! The dataflow is `discover → fetch → probe → decode + detect → plan clips → extract → commit`
-//! ([`run`]); every stage is a module with one job. A source is decoded once at a small analysis
+//! The dataflow is `discover → fetch → probe → decode + detect → plan clips → extract → caption
+//! → embed → shard → commit` ([`run`]); every stage is a module with one job. A source is decoded once at a small analysis
 //! size ([`decode`]); shot detection and per-clip scores share that pass ([`detect`], [`clips`]).
 //! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
 
@@ -14,6 +15,7 @@ pub mod decode;
 pub mod demo;
 pub mod detect;
 pub mod doctor;
+pub mod embed;
 pub mod extract;
 pub mod ingest;
 pub mod logging;
@@ -21,5 +23,6 @@ pub mod malloc;
 pub mod probe;
 pub mod run;
 pub mod runtime;
+pub mod shards;
 pub mod sources;
 pub mod tools;

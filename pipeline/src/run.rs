@@ -14,6 +14,8 @@ use futures::StreamExt;
 use indicatif::MultiProgress;
 
 use crate::caption::CaptionStage;
+use crate::embed::EmbedStage;
+use crate::shards::ShardSink;
 use crate::commit::{Committed, Committer};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
@@ -79,6 +81,17 @@ impl fmt::Display for RunSummary {
         if !c.captions.is_empty() {
             writeln!(f, "  captions: {} ok, {} failed", n(&c.captions, "ok"), n(&c.captions, "failed"))?;
         }
+        if !c.samples.is_empty() {
+            writeln!(
+                f,
+                "  samples: {} ok, {} skipped, {} failed; {} shards, {:.1} MiB",
+                n(&c.samples, "ok"),
+                n(&c.samples, "skipped"),
+                n(&c.samples, "failed"),
+                c.shards,
+                c.shard_bytes as f64 / (1 << 20) as f64
+            )?;
+        }
         writeln!(f, "  frames decoded: {} ({:.0} frames/s)", c.frames, c.frames as f64 / self.wall_s.max(1e-9))?;
         for (uri, kind, message) in &c.failures {
             writeln!(f, "  failed [{kind}] {uri}: {message}")?;
@@ -87,14 +100,22 @@ impl fmt::Display for RunSummary {
         if unlisted > 0 {
             writeln!(f, "  ... and {unlisted} more failed inputs: see the videos table (status = 'failed')")?;
         }
-        let tables = if c.captions.is_empty() { "videos,shots,clips,runs" } else { "videos,shots,clips,captions,runs" };
+        let mut tables = vec!["videos", "shots", "clips"];
+        if !c.captions.is_empty() {
+            tables.push("captions");
+        }
+        if !c.samples.is_empty() {
+            tables.extend(["samples", "shards"]);
+        }
+        tables.push("runs");
+        let tables = tables.join(",");
         write!(f, "  manifests: {}/manifests/{{{tables}}}", self.output)
     }
 }
 
-/// Videos whose clips may wait for the captioner at once: enough for it to batch clips of
-/// several short videos together.
-const CAPTION_QUEUE_VIDEOS: usize = 8;
+/// Videos whose clips may wait for the model stages (caption, embed) at once: enough for the
+/// captioner to batch clips of several short videos together.
+const MODEL_QUEUE_VIDEOS: usize = 8;
 
 /// Run the ingest described by `config` (inputs and output must be set).
 ///
@@ -110,7 +131,9 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
     let output = Store::open(&output_uri).with_context(|| format!("cannot open output {output_uri}"))?;
     let sources = discover(&config.run.inputs, &config.sources).await?;
     let settings_hash = config.settings_hash();
-    let (mut committer, resume) = Committer::open(output.clone(), settings_hash.clone(), config.run.commit_every).await?;
+    let scratch = tempfile::Builder::new().prefix("clipline-").tempdir().context("cannot create a scratch directory")?;
+    let sink = config.embed.enabled().then(|| ShardSink::new(output.clone(), &config.shards, &scratch.path().join("shards")));
+    let (mut committer, resume) = Committer::open(output.clone(), settings_hash.clone(), config.run.commit_every, sink).await?;
     let pending: Vec<_> = sources.iter().filter(|s| !resume.done.contains(&s.uri())).cloned().collect();
     let resumed = sources.len() - pending.len();
     tracing::info!(
@@ -129,11 +152,12 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
     };
     let stages = Stages::new(progress, limits, pending.len() as u64);
     let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), stages.caption.bar.clone())?) } else { None };
-    let scratch = tempfile::Builder::new().prefix("clipline-").tempdir().context("cannot create a scratch directory")?;
+    let embedder =
+        if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), stages.embed.bar.clone())?) } else { None };
     let fetcher = Fetcher::new(config.sources.clone(), scratch.path().join("spool"))?;
     let ingest = Arc::new(Ingest::new(config.clone(), tools, output.clone(), fetcher, stages, cancel.clone(), scratch.path().to_path_buf()));
 
-    let captioner = captioner.as_ref();
+    let (captioner, embedder) = (captioner.as_ref(), embedder.as_ref());
     let mut results = futures::stream::iter(pending.into_iter().enumerate())
         .take_while(|_| std::future::ready(!cancel.is_cancelled()))
         .map(|(index, source)| tokio::spawn(ingest.clone().process(index, source)))
@@ -143,9 +167,13 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
             if let Some(stage) = captioner {
                 outcome.captions = stage.caption(std::mem::take(&mut outcome.caption_frames)).await?;
             }
+            if let Some(stage) = embedder {
+                let captions = outcome.captions.iter().filter(|c| c.status == "ok").map(|c| (c.clip_id.clone(), c.caption.clone())).collect();
+                outcome.samples = stage.embed(std::mem::take(&mut outcome.embed_inputs), captions).await?;
+            }
             anyhow::Ok(outcome)
         })
-        .buffered(CAPTION_QUEUE_VIDEOS);
+        .buffered(MODEL_QUEUE_VIDEOS);
     let mut interrupted = false;
     while let Some(outcome) = results.next().await {
         let outcome = outcome?;

@@ -74,6 +74,8 @@ pub struct Stages {
     pub extract: Stage,
     /// Captions (counted in clips); the caption worker moves its bar.
     pub caption: Stage,
+    /// Samples (counted in samples); the embed worker moves its bar.
+    pub embed: Stage,
     /// Manifest commits (counted in videos).
     pub commit: Stage,
     progress: MultiProgress,
@@ -99,6 +101,7 @@ impl Stages {
             decode: Stage::new(progress, "decode", limits.decode, "videos"),
             extract: Stage::new(progress, "extract", limits.extract, "clips "),
             caption: Stage::new(progress, "caption", 1, "clips "),
+            embed: Stage::new(progress, "embed", 1, "samples"),
             commit: Stage::new(progress, "commit", 1, "videos"),
             progress: progress.clone(),
         };
@@ -115,7 +118,7 @@ impl Stages {
 
     /// Stop the bars, leaving their last state on screen.
     pub fn finish(&self) {
-        for bar in [&self.fetch.bar, &self.probe.bar, &self.decode.bar, &self.extract.bar, &self.caption.bar, &self.commit.bar] {
+        for bar in [&self.fetch.bar, &self.probe.bar, &self.decode.bar, &self.extract.bar, &self.caption.bar, &self.embed.bar, &self.commit.bar] {
             bar.abandon();
         }
         let _ = self.progress.clear();

@@ -101,22 +101,30 @@ column!(
     |v: Vec<Option<Timestamp>>| v.into_iter().map(|t| t.map(|t| t.0)).collect::<TimestampMicrosecondArray>()
 );
 
-/// A list of labels (a caption's flags), stored as `List<Utf8>` so SQL can test membership.
-impl Column for Vec<String> {
-    const NULLABLE: bool = false;
-    fn data_type() -> DataType {
-        DataType::List(Arc::new(arrow_schema::Field::new("item", DataType::Utf8, false)))
-    }
-    fn to_array(values: Vec<Self>) -> ArrayRef {
-        let item = Arc::new(arrow_schema::Field::new("item", DataType::Utf8, false));
-        let offsets = OffsetBuffer::from_lengths(values.iter().map(Vec::len));
-        let strings: StringArray = values.into_iter().flatten().map(Some).collect();
-        Arc::new(ListArray::new(item, offsets, Arc::new(strings), None))
-    }
-    fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
-        let list = downcast::<ListArray>(array, "List<Utf8>")?;
-        let strings = downcast::<StringArray>(list.values(), "List<Utf8>")?;
-        let offsets = list.value_offsets();
-        Ok(offsets.windows(2).map(|w| (w[0] as usize..w[1] as usize).map(|i| strings.value(i).to_string()).collect()).collect())
-    }
+/// Lists stored as Arrow `List` columns so SQL can index them and test membership: labels (a
+/// caption's flags) as `List<Utf8>`, shapes (a tensor's dimensions) as `List<Int64>`.
+macro_rules! list_column {
+    ($item:ty, $array:ty, $arrow:expr, $name:literal, $get:expr) => {
+        impl Column for Vec<$item> {
+            const NULLABLE: bool = false;
+            fn data_type() -> DataType {
+                DataType::List(Arc::new(arrow_schema::Field::new("item", $arrow, false)))
+            }
+            fn to_array(values: Vec<Self>) -> ArrayRef {
+                let item = Arc::new(arrow_schema::Field::new("item", $arrow, false));
+                let offsets = OffsetBuffer::from_lengths(values.iter().map(Vec::len));
+                let items: $array = values.into_iter().flatten().map(Some).collect();
+                Arc::new(ListArray::new(item, offsets, Arc::new(items), None))
+            }
+            fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+                let list = downcast::<ListArray>(array, $name)?;
+                let items = downcast::<$array>(list.values(), $name)?;
+                let offsets = list.value_offsets();
+                Ok(offsets.windows(2).map(|w| (w[0] as usize..w[1] as usize).map(|i| $get(items, i)).collect()).collect())
+            }
+        }
+    };
 }
+
+list_column!(String, StringArray, DataType::Utf8, "List<Utf8>", |a: &StringArray, i| a.value(i).to_string());
+list_column!(i64, Int64Array, DataType::Int64, "List<Int64>", |a: &Int64Array, i| a.value(i));

@@ -6,13 +6,14 @@
 //! field list, so the three cannot drift apart. The column meanings are documented in
 //! `docs/MANIFESTS.md`.
 
+pub mod commits;
 mod columns;
 mod parquet_io;
 mod tables;
 
 pub use columns::{Column, Timestamp};
 pub use parquet_io::{decode, encode, SCHEMA_VERSION};
-pub use tables::{CaptionRow, ClipRow, RunRow, ShotRow, VideoRow};
+pub use tables::{CaptionRow, ClipRow, RunRow, SampleRow, ShardRow, ShotRow, VideoRow};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;

@@ -1,4 +1,4 @@
-//! The ingest tables: `videos`, `shots`, `clips`, `runs`. Column meanings and units are in
+//! The tables: `videos`, `shots`, `clips`, `captions`, `samples`, `shards`, `runs`. Column meanings and units are in
 //! `docs/MANIFESTS.md`; keep the two in step.
 
 use super::Timestamp;
@@ -285,6 +285,77 @@ table! {
         /// Why captioning failed.
         pub error: Option<String>,
         /// When the caption was made.
+        pub created_at: Timestamp,
+    }
+}
+
+table! {
+    /// One row per sample the embed stage made or tried to make: a clip's frames at one bucket
+    /// (or its middle frame as an image), encoded, with where its bytes are.
+    pub struct SampleRow in "samples" {
+        /// Hash of the clip, the kind, the bucket and the encoders' settings.
+        pub sample_id: String,
+        /// The clip it was made from.
+        pub clip_id: String,
+        /// `video` (frames sampled in time) or `image` (the middle frame).
+        pub kind: String,
+        /// `ok`, `skipped` (no bucket fits the clip) or `failed`.
+        pub status: String,
+        /// Bucket name, `<resolution>-<frames>f-<aspect>` (e.g. `240p-33f-16:9`); empty when skipped.
+        pub bucket: String,
+        /// Frames encoded.
+        pub frames: i64,
+        /// Frame height after resize and centre crop, pixels.
+        pub height: i64,
+        /// Frame width, pixels.
+        pub width: i64,
+        /// Source frames between two encoded frames.
+        pub frame_stride: i64,
+        /// Shard file name (under `shards/`).
+        pub shard: Option<String>,
+        /// Byte offset of the sample's zstd frame in the shard.
+        pub offset: Option<i64>,
+        /// Its length in bytes.
+        pub length: Option<i64>,
+        /// Length of the decompressed sample record, bytes.
+        pub raw_length: Option<i64>,
+        /// First 8 bytes of the BLAKE3 hash of the compressed frame, as a little-endian u64 in hex.
+        pub checksum: Option<String>,
+        /// Shape of the `latent` tensor.
+        pub latent_shape: Vec<i64>,
+        /// Shape of the `text` tensor (tokens × width; empty when there is no text embedding).
+        pub text_shape: Vec<i64>,
+        /// Element type of the tensors (`bf16`).
+        pub dtype: String,
+        /// The VAE: `name@hash` of its files.
+        pub vae_id: String,
+        /// The text encoder, `name@hash`; empty when none.
+        pub text_encoder_id: String,
+        /// Hash of the embedding settings (buckets, latent mode and seed, text length, format).
+        pub embed_hash: String,
+        /// Why there is no sample.
+        pub error: Option<String>,
+        /// When it was made.
+        pub created_at: Timestamp,
+    }
+}
+
+table! {
+    /// One row per shard file.
+    pub struct ShardRow in "shards" {
+        /// File name under `shards/`, derived from the content.
+        pub shard: String,
+        /// Samples in it.
+        pub samples: i64,
+        /// File size, bytes.
+        pub bytes: i64,
+        /// Decompressed size of its sample records, bytes.
+        pub raw_bytes: i64,
+        /// Size of its compressed index, bytes.
+        pub index_bytes: i64,
+        /// zstd level the samples were compressed at.
+        pub zstd_level: i64,
+        /// When it was written.
         pub created_at: Timestamp,
     }
 }

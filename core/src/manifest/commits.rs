@@ -1,0 +1,79 @@
+//! Commit markers: which manifest parts and shard files belong to committed chunks.
+//!
+//! A writer puts a chunk's Parquet parts (and shard files) first and its marker
+//! (`manifests/_commits/<chunk>.json`) last; whatever no marker names was left by a killed run.
+//! Readers that must never see such leftovers (the shard reader, `clipline shards verify`) read
+//! the files the markers name, and the next run deletes the rest.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{decode, Table};
+use crate::storage::Store;
+use crate::{Error, Result};
+
+/// Directory of commit markers under the output root.
+pub const COMMITS: &str = "manifests/_commits";
+
+/// What a commit marker records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    /// Format of this file.
+    pub format: u32,
+    /// Chunk key.
+    pub chunk: String,
+    /// Settings fingerprint of the rows.
+    pub settings_hash: String,
+    /// The chunk's sources, in order, with their content ids where known.
+    pub sources: Vec<MarkedSource>,
+    /// Part keys, by table.
+    pub parts: HashMap<String, String>,
+    /// Keys of the shard files the chunk's samples are in.
+    #[serde(default)]
+    pub shards: Vec<String>,
+}
+
+/// One source of a committed chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarkedSource {
+    /// The source URI.
+    pub uri: String,
+    /// Its content id (absent when unreadable).
+    pub video_id: Option<String>,
+    /// Its status.
+    pub status: String,
+}
+
+/// Every commit marker of an output.
+///
+/// # Errors
+/// On storage failures, or when a marker is not readable (naming it).
+pub async fn markers(store: &Store) -> Result<Vec<Marker>> {
+    let mut markers = Vec::new();
+    for entry in store.list(COMMITS).await? {
+        if !entry.key.ends_with(".json") {
+            continue;
+        }
+        let bytes = store.get(&entry.key).await?;
+        let marker = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Schema { table: store.uri_of(&entry.key), message: format!("unreadable commit marker: {e}") })?;
+        markers.push(marker);
+    }
+    Ok(markers)
+}
+
+/// The committed rows of table `T`.
+///
+/// # Errors
+/// On storage failures or unreadable markers or parts.
+pub async fn read_committed<T: Table>(store: &Store) -> Result<Vec<T>> {
+    let parts: HashSet<String> = markers(store).await?.into_iter().filter_map(|mut m| m.parts.remove(T::NAME)).collect();
+    let mut parts: Vec<String> = parts.into_iter().collect();
+    parts.sort();
+    let mut rows = Vec::new();
+    for part in parts {
+        rows.extend(decode::<T>(store.get(&part).await?, &store.uri_of(&part))?);
+    }
+    Ok(rows)
+}

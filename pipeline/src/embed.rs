@@ -1,0 +1,340 @@
+//! The embed stage: each clip's bucketed frames and its caption in, `samples` rows and
+//! compressed sample records out (the commit puts them into shards).
+//!
+//! The frames come from the clip extraction, which decodes each clip anyway: its ffmpeg
+//! process also writes the bucket's frames (subsampled, resized, centre-cropped) as raw RGB.
+//! One worker thread owns the VAE and text encoder; videos hand it their clips through a
+//! bounded queue. A clip smaller or shorter than every bucket gets a `skipped` row, a clip that
+//! fails a `failed` row with the reason; the run goes on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+
+use anyhow::Context;
+use clipline_core::ids::hash_parts;
+use clipline_core::manifest::{SampleRow, Timestamp};
+use clipline_embedder::{bundled, Bucket, BucketConfig, Draw, ImageVae, LatentMode, TextEmbedding, TextEncoder};
+use clipline_onnx::model_dir::resolve_model_dir;
+use clipline_onnx::{Device, SessionOptions};
+use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::shards::ShardsConfig;
+
+/// `[embed]`: the models, the latent taken, the buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbedConfig {
+    /// An image VAE directory (AutoencoderKL encoder, optimum layout) or `bundled:tiny-vae`;
+    /// empty: no samples.
+    pub vae: String,
+    /// A text encoder directory (T5 / CLIP / BERT layout) or `bundled:tiny-text-encoder`;
+    /// empty: samples without text embeddings.
+    pub text_encoder: String,
+    /// Caption tokens kept at most.
+    pub text_max_tokens: usize,
+    /// `mean` (deterministic) or `sample` (drawn with `seed`).
+    pub latent: LatentMode,
+    /// Seed of sampled latents.
+    pub seed: u64,
+    /// Frames per VAE run.
+    pub batch_frames: usize,
+    /// `auto`, `cpu` or `cuda`.
+    pub device: Device,
+    /// Threads per model run; 0 = one per core.
+    pub threads: usize,
+    /// The bucket set.
+    pub buckets: BucketConfig,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self {
+            vae: String::new(),
+            text_encoder: String::new(),
+            text_max_tokens: 300,
+            latent: LatentMode::Mean,
+            seed: 0,
+            batch_frames: 16,
+            device: Device::Auto,
+            threads: 0,
+            buckets: BucketConfig::default(),
+        }
+    }
+}
+
+impl EmbedConfig {
+    /// Whether samples are made.
+    pub fn enabled(&self) -> bool {
+        !self.vae.is_empty()
+    }
+
+    /// The settings that change samples (not batch size, device or threads).
+    pub fn sample_settings(&self) -> (&str, &str, usize, LatentMode, u64, &BucketConfig) {
+        (&self.vae, &self.text_encoder, self.text_max_tokens, self.latent, self.seed, &self.buckets)
+    }
+
+    /// Check values that parse but cannot work.
+    ///
+    /// # Errors
+    /// Naming the field.
+    pub fn validate(&self, captioning: bool) -> Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !self.text_encoder.is_empty() && !captioning {
+            return Err("embed.text_encoder embeds captions: set caption.model too, or leave embed.text_encoder empty".into());
+        }
+        if self.batch_frames == 0 || self.text_max_tokens == 0 {
+            return Err("embed.batch_frames and embed.text_max_tokens must be at least 1".into());
+        }
+        self.buckets.validate()
+    }
+}
+
+/// What one sample is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Frames of the clip, subsampled in time.
+    Video,
+    /// The clip's middle frame.
+    Image,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Video => "video",
+            Kind::Image => "image",
+        }
+    }
+}
+
+/// One sample to make: its clip, bucket and frames, or why it cannot be made.
+#[derive(Debug, Clone)]
+pub struct EmbedInput {
+    /// The clip.
+    pub clip_id: String,
+    /// Video or image sample.
+    pub kind: Kind,
+    /// Its bucket, or why none fits (the sample is skipped).
+    pub bucket: Result<Bucket, String>,
+    /// Its frames, packed RGB at the bucket's size, or why they could not be taken.
+    pub frames: Result<Vec<u8>, String>,
+}
+
+/// A sample row and, when it is `ok`, its compressed record.
+pub type Embedded = (SampleRow, Option<EncodedSample>);
+
+struct Job {
+    inputs: Vec<EmbedInput>,
+    captions: HashMap<String, String>,
+    reply: oneshot::Sender<Vec<Embedded>>,
+}
+
+/// The running stage.
+pub struct EmbedStage {
+    queue: mpsc::SyncSender<Job>,
+    bar: ProgressBar,
+}
+
+/// Ids and settings every sample row records.
+#[derive(Clone)]
+struct Identity {
+    vae_id: String,
+    text_encoder_id: String,
+    embed_hash: String,
+}
+
+impl EmbedStage {
+    /// Load the models (failing early, before any video is read) and start the worker.
+    ///
+    /// # Errors
+    /// When a model cannot be loaded.
+    pub fn start(config: &EmbedConfig, shards: &ShardsConfig, cache: &std::path::Path, bar: ProgressBar) -> anyhow::Result<Self> {
+        let session = SessionOptions { device: config.device, intra_threads: config.threads };
+        let vae_dir = resolve_model_dir(&config.vae, &bundled::ALL, cache, "embed.vae").map_err(anyhow::Error::msg)?;
+        let vae = ImageVae::load(&vae_dir, &session).with_context(|| format!("cannot load the VAE {}", vae_dir.display()))?;
+        let text = if config.text_encoder.is_empty() {
+            None
+        } else {
+            let dir = resolve_model_dir(&config.text_encoder, &bundled::ALL, cache, "embed.text_encoder").map_err(anyhow::Error::msg)?;
+            Some(TextEncoder::load(&dir, config.text_max_tokens, &session).with_context(|| format!("cannot load the text encoder {}", dir.display()))?)
+        };
+        let identity = Identity {
+            vae_id: vae.model_id.clone(),
+            text_encoder_id: text.as_ref().map(|t| t.model_id.clone()).unwrap_or_default(),
+            embed_hash: hash_parts([
+                vae.model_id.clone(),
+                text.as_ref().map(|t| t.model_id.clone()).unwrap_or_default(),
+                serde_json::to_string(&config.sample_settings())?,
+                serde_json::to_string(&shards.format_settings())?,
+            ])[..16]
+                .to_string(),
+        };
+        tracing::info!(vae = %identity.vae_id, text_encoder = %identity.text_encoder_id, settings = %identity.embed_hash, "embedding models loaded");
+        let encoder = SampleEncoder::new(shards.zstd_level, shards.byte_planes).context("zstd refused the level")?;
+        let worker = Worker { vae, text, encoder, identity, latent: config.latent, seed: config.seed, batch_frames: config.batch_frames, bar: bar.clone() };
+        let (queue, jobs) = mpsc::sync_channel(4);
+        std::thread::Builder::new().name("embedder".into()).spawn(move || worker.run(jobs)).context("cannot start the embed thread")?;
+        Ok(Self { queue, bar })
+    }
+
+    /// Make a video's samples; `captions` maps clip ids to their captions (waits while the
+    /// queue is full).
+    ///
+    /// # Errors
+    /// When the worker has stopped.
+    pub async fn embed(&self, inputs: Vec<EmbedInput>, captions: HashMap<String, String>) -> anyhow::Result<Vec<Embedded>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.bar.inc_length(inputs.len() as u64);
+        let (reply, rows) = oneshot::channel();
+        let queue = self.queue.clone();
+        tokio::task::spawn_blocking(move || queue.send(Job { inputs, captions, reply })).await?.ok().context("the embed worker stopped")?;
+        rows.await.context("the embed worker stopped")
+    }
+}
+
+struct Worker {
+    vae: ImageVae,
+    text: Option<TextEncoder>,
+    encoder: SampleEncoder,
+    identity: Identity,
+    latent: LatentMode,
+    seed: u64,
+    batch_frames: usize,
+    bar: ProgressBar,
+}
+
+impl Worker {
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            let texts = self.embed_texts(&job.inputs, &job.captions);
+            let mut out = Vec::with_capacity(job.inputs.len());
+            for input in job.inputs {
+                let text = texts.get(&input.clip_id);
+                out.push(self.sample(input, &job.captions, text));
+                self.bar.inc(1);
+            }
+            let _ = job.reply.send(out);
+        }
+    }
+
+    /// Each clip's caption embedding (one model run for the video's clips), or why there is none.
+    fn embed_texts(&mut self, inputs: &[EmbedInput], captions: &HashMap<String, String>) -> HashMap<String, Result<TextEmbedding, String>> {
+        let Some(encoder) = &mut self.text else { return HashMap::new() };
+        let mut clips: Vec<&str> = inputs.iter().filter(|i| i.bucket.is_ok() && i.frames.is_ok()).map(|i| i.clip_id.as_str()).collect();
+        clips.dedup();
+        let (with, without): (Vec<&str>, Vec<&str>) = clips.into_iter().partition(|c| captions.contains_key(*c));
+        let mut out: HashMap<String, Result<TextEmbedding, String>> = without.iter().map(|c| (c.to_string(), Err("no caption to embed (its caption failed)".to_string()))).collect();
+        let texts: Vec<&str> = with.iter().map(|c| captions[*c].as_str()).collect();
+        match encoder.encode(&texts) {
+            Ok(embeddings) => out.extend(with.iter().map(|c| c.to_string()).zip(embeddings.into_iter().map(Ok))),
+            Err(e) => out.extend(with.iter().map(|c| (c.to_string(), Err(format!("text encoder: {e}"))))),
+        }
+        out
+    }
+
+    fn sample(&mut self, input: EmbedInput, captions: &HashMap<String, String>, text: Option<&Result<TextEmbedding, String>>) -> Embedded {
+        let sample_id = hash_parts([self.identity.embed_hash.as_str(), &input.clip_id, input.kind.as_str()])[..32].to_string();
+        let mut row = self.row(&sample_id, &input);
+        let bucket = match input.bucket {
+            Ok(bucket) => bucket,
+            Err(reason) => {
+                row.status = "skipped".into();
+                row.error = Some(format!("clip {}: {reason}", input.clip_id));
+                return (row, None);
+            }
+        };
+        let made = input.frames.and_then(|frames| {
+            let text = match text {
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => return Err(e.clone()),
+                None => None,
+            };
+            self.encode(&sample_id, &input.clip_id, &bucket, &frames, captions.get(&input.clip_id), text, &mut row)
+        });
+        match made {
+            Ok(encoded) => (row, Some(encoded)),
+            Err(e) => {
+                tracing::warn!(clip = %input.clip_id, sample = %sample_id, "embedding failed: {e}");
+                row.status = "failed".into();
+                row.error = Some(format!("clip {}: {e}", input.clip_id));
+                (row, None)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encode(
+        &mut self,
+        sample_id: &str,
+        clip_id: &str,
+        bucket: &Bucket,
+        frames: &[u8],
+        caption: Option<&String>,
+        text: Option<&TextEmbedding>,
+        row: &mut SampleRow,
+    ) -> Result<EncodedSample, String> {
+        let (h, w) = (bucket.height as usize, bucket.width as usize);
+        let frame_bytes = h * w * 3;
+        let count = frames.len() / frame_bytes;
+        let [c, lh, lw] = self.vae.latent_shape(h, w).map_err(|e| e.to_string())?;
+        let mut latent = Vec::with_capacity(count * c * lh * lw);
+        for (chunk_index, chunk) in frames.chunks(self.batch_frames * frame_bytes).enumerate() {
+            let first = chunk_index * self.batch_frames;
+            let draws: Vec<Draw> = (first..first + chunk.len() / frame_bytes)
+                .map(|i| match self.latent {
+                    LatentMode::Mean => Draw::Mean,
+                    LatentMode::Sample => Draw::Sample(clipline_core::rng::SplitMix64::keyed(self.seed, &format!("{sample_id}/{i}")).next_u64()),
+                })
+                .collect();
+            latent.extend(self.vae.encode(chunk, h, w, &draws).map_err(|e| e.to_string())?);
+        }
+        let latent_shape = vec![count, c, lh, lw];
+        let mut tensors = vec![TensorRef { name: "latent", shape: latent_shape.clone(), data: TensorData::F32AsBf16(&latent) }];
+        if let Some(t) = text {
+            tensors.push(TensorRef { name: "text", shape: vec![t.tokens, t.width], data: TensorData::F32AsBf16(&t.values) });
+            row.text_shape = vec![t.tokens as i64, t.width as i64];
+        }
+        let mut attributes = BTreeMap::from([("frame_stride".to_string(), bucket.stride.to_string())]);
+        if let Some(caption) = caption {
+            attributes.insert("caption".into(), caption.clone());
+        }
+        let encoded = self.encoder.encode(sample_id, clip_id, &bucket.name, attributes, &tensors).map_err(|e| e.to_string())?;
+        row.latent_shape = latent_shape.iter().map(|&d| d as i64).collect();
+        Ok(encoded)
+    }
+
+    fn row(&self, sample_id: &str, input: &EmbedInput) -> SampleRow {
+        let b = input.bucket.as_ref().ok();
+        SampleRow {
+            sample_id: sample_id.to_string(),
+            clip_id: input.clip_id.clone(),
+            kind: input.kind.as_str().into(),
+            status: "ok".into(),
+            bucket: b.map(|b| b.name.clone()).unwrap_or_default(),
+            frames: b.map_or(0, |b| i64::from(b.frames)),
+            height: b.map_or(0, |b| i64::from(b.height)),
+            width: b.map_or(0, |b| i64::from(b.width)),
+            frame_stride: b.map_or(0, |b| i64::from(b.stride)),
+            shard: None,
+            offset: None,
+            length: None,
+            raw_length: None,
+            checksum: None,
+            latent_shape: Vec::new(),
+            text_shape: Vec::new(),
+            dtype: "bf16".into(),
+            vae_id: self.identity.vae_id.clone(),
+            text_encoder_id: self.identity.text_encoder_id.clone(),
+            embed_hash: self.identity.embed_hash.clone(),
+            error: None,
+            created_at: Timestamp::now(),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! A dataset of shards, opened from its manifests: read one sample by id with one ranged read.
+
+use std::collections::HashMap;
+
+use clipline_core::manifest::commits::read_committed;
+use clipline_core::manifest::SampleRow;
+use clipline_core::storage::Store;
+
+use crate::sample::{Expected, Sample, SampleDecoder};
+use crate::{ShardError, SHARDS_DIR};
+
+/// Where a sample's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Shard file name.
+    pub shard: String,
+    /// Offset of the frame.
+    pub offset: u64,
+    /// Length of the frame.
+    pub length: u64,
+    /// Length of the record.
+    pub raw_length: usize,
+    /// Checksum of the frame.
+    pub checksum: u64,
+}
+
+/// The committed samples of an output, by id.
+pub struct Dataset {
+    store: Store,
+    rows: Vec<SampleRow>,
+    by_id: HashMap<String, (usize, Location)>,
+}
+
+impl Dataset {
+    /// Read the committed `samples` rows of the output at `store` (the `ok` ones are readable).
+    ///
+    /// # Errors
+    /// On storage failures, unreadable manifests, or a row whose location is malformed.
+    pub async fn open(store: Store) -> Result<Self, ShardError> {
+        let rows = read_committed::<SampleRow>(&store).await?;
+        let mut by_id = HashMap::new();
+        for (i, row) in rows.iter().enumerate().filter(|(_, r)| r.status == "ok") {
+            by_id.insert(row.sample_id.clone(), (i, location(row).map_err(|message| ShardError::Sample { sample: row.sample_id.clone(), message })?));
+        }
+        Ok(Self { store, rows, by_id })
+    }
+
+    /// Every committed row, whatever its status.
+    pub fn rows(&self) -> &[SampleRow] {
+        &self.rows
+    }
+
+    /// The ids of the readable samples.
+    pub fn sample_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(String::as_str)
+    }
+
+    /// Where a sample is.
+    pub fn location(&self, sample_id: &str) -> Option<&Location> {
+        self.by_id.get(sample_id).map(|(_, l)| l)
+    }
+
+    /// The manifest row of a readable sample.
+    pub fn row(&self, sample_id: &str) -> Option<&SampleRow> {
+        self.by_id.get(sample_id).map(|(i, _)| &self.rows[*i])
+    }
+
+    /// Read, verify and decode one sample with one ranged read.
+    ///
+    /// # Errors
+    /// When it is not in the dataset, cannot be read, or fails verification.
+    pub async fn read(&self, sample_id: &str, decoder: &mut SampleDecoder) -> Result<Sample, ShardError> {
+        let loc = self.location(sample_id).ok_or_else(|| ShardError::NotFound { sample: sample_id.into(), dataset: self.store.uri().into() })?;
+        let key = format!("{SHARDS_DIR}/{}", loc.shard);
+        let frame = self.store.get_range(&key, loc.offset..loc.offset + loc.length).await?;
+        let short = frame.len() as u64 != loc.length;
+        if short {
+            return Err(ShardError::BadSample { shard: loc.shard.clone(), sample: sample_id.into(), message: format!("read {} bytes of {}: the shard is truncated", frame.len(), loc.length) });
+        }
+        decoder.decode(&frame, Expected { shard: &loc.shard, sample: sample_id, check_id: true, checksum: loc.checksum, raw_length: loc.raw_length })
+    }
+}
+
+/// A row's location, checked for presence and range.
+pub fn location(row: &SampleRow) -> Result<Location, String> {
+    let (Some(shard), Some(offset), Some(length), Some(raw_length), Some(checksum)) = (&row.shard, row.offset, row.length, row.raw_length, &row.checksum) else {
+        return Err("an ok sample without shard, offset, length, raw_length or checksum".into());
+    };
+    let checksum = u64::from_str_radix(checksum, 16).map_err(|_| format!("checksum {checksum:?} is not 16 hex digits"))?;
+    if offset < 0 || length <= 0 || raw_length <= 0 {
+        return Err(format!("offset {offset}, length {length}, raw length {raw_length} are not a valid location"));
+    }
+    Ok(Location { shard: shard.clone(), offset: offset as u64, length: length as u64, raw_length: raw_length as usize, checksum })
+}
