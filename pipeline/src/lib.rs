@@ -26,3 +26,4 @@ pub mod runtime;
 pub mod shards;
 pub mod sources;
 pub mod tools;
+pub mod verify;

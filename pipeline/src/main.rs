@@ -11,7 +11,8 @@ use clipline_pipeline::run::{run, RunStatus};
 use clipline_pipeline::runtime::{progress_display, Cancel};
 use clipline_pipeline::sources::{discover, Fetcher};
 use clipline_pipeline::tools::Tools;
-use clipline_pipeline::{bench, demo, doctor, probe};
+use clipline_core::storage::Store;
+use clipline_pipeline::{bench, demo, doctor, probe, verify};
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
 /// embedding and training.
@@ -46,11 +47,24 @@ enum Cmd {
     /// Benchmarks' clipline side (run by the scripts under benches/).
     #[command(subcommand, hide = true)]
     Bench(bench::Bench),
+    /// Shard tools.
+    #[command(subcommand)]
+    Shards(ShardsCmd),
     /// Make synthetic videos with known shots and run the pipeline on them.
     Demo {
         /// Local output directory (inputs are written to OUTPUT/inputs).
         #[arg(long, default_value = "clipline-demo")]
         output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShardsCmd {
+    /// Read every committed shard, check every checksum and every sample's manifest row; exits
+    /// non-zero naming each bad shard and sample.
+    Verify {
+        /// The output root (a path, file://, s3://bucket/prefix).
+        output: String,
     },
 }
 
@@ -166,6 +180,14 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
         Cmd::Bench(bench) => {
             tokio::task::spawn_blocking(move || bench::run(bench)).await??;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Shards(ShardsCmd::Verify { output }) => {
+            let store = Store::open(&output).with_context(|| format!("cannot open {output}"))?;
+            let bar = progress.add(indicatif::ProgressBar::no_length().with_message("verifying shards"));
+            let verification = verify::verify_output(&store, &bar).await?;
+            bar.finish_and_clear();
+            println!("{verification}");
+            Ok(if verification.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Cmd::Doctor { output } => Ok(if doctor::doctor(output.as_deref()).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Cmd::Demo { output } => {

@@ -64,7 +64,7 @@ fn demo_captions_the_known_shapes() {
     let out = output(clipline().args(["demo", "--output"]).arg(dir.path()));
     assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("captions:") && stdout.contains("captions,runs"), "{stdout}");
+    assert!(stdout.contains("captions:") && stdout.contains("samples:") && stdout.contains("captions,samples,shards,runs"), "{stdout}");
 
     let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.path().join("inputs/truth.json")).unwrap()).unwrap();
     let clips: Vec<ClipRow> = rows(dir.path());

@@ -10,5 +10,6 @@ mod http;
 mod real_footage;
 mod resume;
 mod s3;
+mod shards;
 mod storage;
 mod support;
