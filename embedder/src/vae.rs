@@ -114,10 +114,12 @@ impl ImageVae {
         }
         let mut pixels = vec![0f32; n * 3 * plane];
         for (frame, out) in rgb.chunks_exact(plane * 3).zip(pixels.chunks_exact_mut(plane * 3)) {
-            for (i, px) in frame.chunks_exact(3).enumerate() {
-                for (ch, v) in px.iter().enumerate() {
-                    out[ch * plane + i] = f32::from(*v) / 127.5 - 1.0;
-                }
+            let (r, rest) = out.split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            for (((px, r), g), b) in frame.chunks_exact(3).zip(r).zip(g).zip(b) {
+                *r = f32::from(px[0]) / 127.5 - 1.0;
+                *g = f32::from(px[1]) / 127.5 - 1.0;
+                *b = f32::from(px[2]) / 127.5 - 1.0;
             }
         }
         let input = tensor::input(&[n, 3, height, width], pixels)?;

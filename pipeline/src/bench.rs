@@ -8,11 +8,40 @@ use anyhow::Context;
 use clap::Subcommand;
 use clipline_captioner::generate::GenerationSettings;
 use clipline_captioner::{Captioner, CaptionerConfig};
+use clipline_core::cache::cache_dir;
+use clipline_embedder::{Draw, ImageVae};
+use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::SessionOptions;
 
 /// A benchmark.
 #[derive(Subcommand)]
 pub enum Bench {
+    /// The image VAE encoder on packed RGB frames; prints JSON with frames/s.
+    VaeEncode {
+        /// VAE directory or `bundled:tiny-vae`.
+        #[arg(long)]
+        model: String,
+        /// Frames: packed RGB bytes `[n, height, width, 3]`.
+        #[arg(long)]
+        frames: PathBuf,
+        /// Frame height.
+        #[arg(long)]
+        height: usize,
+        /// Frame width.
+        #[arg(long)]
+        width: usize,
+        /// Frames per model run.
+        #[arg(long)]
+        batch: usize,
+        /// Passes over all frames; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Threads per model run (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Shard sizes and speeds on the samples of an output, against fp32 `.npy` files.
+    Shards(crate::bench_shards::ShardsBench),
     /// The caption model loop alone (encoder, then greedy decoding with the KV cache) on
     /// preprocessed frames; prints JSON with clips/s and tokens/s.
     CaptionLoop {
@@ -51,7 +80,44 @@ pub enum Bench {
 /// # Errors
 /// When its inputs cannot be read or the model fails.
 pub fn run(bench: Bench) -> anyhow::Result<()> {
-    let Bench::CaptionLoop { model, pixels, clips, frames, size, batch, max_new_tokens, repeat, threads } = bench;
+    match bench {
+        Bench::CaptionLoop { model, pixels, clips, frames, size, batch, max_new_tokens, repeat, threads } => {
+            caption_loop(model, pixels, (clips, frames, size, batch, max_new_tokens), repeat, threads)
+        }
+        Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
+        Bench::Shards(bench) => crate::bench_shards::run(&bench),
+    }
+}
+
+/// Best wall time of `repeat` runs of `f`.
+pub(crate) fn best_of(repeat: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat.max(1) {
+        let started = Instant::now();
+        f()?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+fn vae_encode(model: &str, frames: &std::path::Path, (height, width): (usize, usize), batch: usize, repeat: usize, threads: usize) -> anyhow::Result<()> {
+    let dir = resolve_model_dir(model, &clipline_embedder::bundled::ALL, &cache_dir(), "--model").map_err(anyhow::Error::msg)?;
+    let mut vae = ImageVae::load(&dir, &SessionOptions { intra_threads: threads, ..SessionOptions::default() })?;
+    let rgb = std::fs::read(frames).with_context(|| format!("cannot read {}", frames.display()))?;
+    let frame = height * width * 3;
+    anyhow::ensure!(!rgb.is_empty() && rgb.len() % frame == 0, "{} does not hold whole {width}x{height} frames", frames.display());
+    let n = rgb.len() / frame;
+    let seconds = best_of(repeat, || {
+        for chunk in rgb.chunks(batch.max(1) * frame) {
+            vae.encode(chunk, height, width, &vec![Draw::Mean; chunk.len() / frame])?;
+        }
+        Ok(())
+    })?;
+    println!("{}", serde_json::json!({ "seconds": seconds, "frames": n, "frames_per_s": n as f64 / seconds }));
+    Ok(())
+}
+
+fn caption_loop(model: PathBuf, pixels: PathBuf, (clips, frames, size, batch, max_new_tokens): (usize, usize, usize, usize, usize), repeat: usize, threads: usize) -> anyhow::Result<()> {
     let bytes = std::fs::read(&pixels).with_context(|| format!("cannot read {}", pixels.display()))?;
     let data: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let per_frame = 3 * size * size;
@@ -60,9 +126,8 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
     let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session })?;
     let model = captioner.encoder_decoder().context("the caption-loop benchmark runs encoder-decoder models")?;
-    let (mut best, mut tokens) = (f64::INFINITY, 0);
-    for _ in 0..repeat.max(1) {
-        let started = Instant::now();
+    let mut tokens = 0;
+    let best = best_of(repeat, || {
         tokens = 0;
         for first in (0..clips).step_by(batch.max(1)) {
             let n = batch.min(clips - first);
@@ -73,8 +138,8 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
             let out = model.generate(&states, &keys, &generation, &[])?;
             tokens += out.generated.iter().map(Vec::len).sum::<usize>();
         }
-        best = best.min(started.elapsed().as_secs_f64());
-    }
+        Ok(())
+    })?;
     let report = serde_json::json!({ "seconds": best, "clips_per_s": clips as f64 / best, "tokens_per_s": tokens as f64 / best, "tokens": tokens });
     println!("{report}");
     Ok(())

@@ -10,6 +10,7 @@ Prints JSON: {"shape": [...], "values": [...]} for vae; a list of such for text.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,14 +19,21 @@ import onnxruntime as ort
 
 
 def session(path: Path):
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("CLIPLINE_ORT_THREADS", "0"))
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def vae_latents(model: Path, rgb: np.ndarray) -> np.ndarray:
+def load_vae(model: Path):
+    """The encoder session and the config of a VAE directory."""
+    return session(model / "model.onnx"), json.loads((model / "config.json").read_text())
+
+
+def vae_latents(vae, rgb: np.ndarray) -> np.ndarray:
     """Latents of frames [N,H,W,3] uint8."""
-    config = json.loads((model / "config.json").read_text())
+    encoder, config = vae
     pixels = rgb.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
-    params = session(model / "model.onnx").run(["latent_parameters"], {"sample": pixels})[0]
+    params = encoder.run(["latent_parameters"], {"sample": pixels})[0]
     mean = params[:, : params.shape[1] // 2]
     return (mean - (config.get("shift_factor") or 0.0)) * (config.get("scaling_factor") or 1.0)
 
@@ -51,7 +59,7 @@ def main() -> None:
     if kind == "vae":
         n, h, w = map(int, sys.argv[4:7])
         rgb = np.fromfile(sys.argv[3], np.uint8).reshape(n, h, w, 3)
-        latents = vae_latents(model, rgb)
+        latents = vae_latents(load_vae(model), rgb)
         print(json.dumps({"shape": list(latents.shape), "values": latents.ravel().tolist()}))
     else:
         print(json.dumps([{"shape": list(e.shape), "values": e.ravel().tolist()} for e in text_embeddings(model, sys.argv[3:])]))
