@@ -1,6 +1,6 @@
 //! `clipline doctor`: what clipline found on this machine, with versions, and the fix for what is
 //! missing: ffmpeg, ONNX Runtime (library, version, execution providers), the bundled caption
-//! model, and the output store when given.
+//! and embedding models, and the output store when given.
 
 use bytes::Bytes;
 use clipline_core::cache::cache_dir;
@@ -39,6 +39,7 @@ pub async fn doctor(output: Option<&str>) -> bool {
     }
     checks.push(onnx_check());
     checks.push(bundled_model_check());
+    checks.push(bundled_embedders_check());
     for c in &checks {
         println!("{:<12} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail);
     }
@@ -62,6 +63,23 @@ fn bundled_model_check() -> Check {
     match loaded {
         Ok(files) => Check { name: "captioner", ok: true, detail: format!("{} at {} ({:?} layout)", clipline_captioner::bundled::TINY_CAPTIONER, files.dir.display(), files.layout) },
         Err(e) => Check { name: "captioner", ok: false, detail: e.to_string() },
+    }
+}
+
+/// The bundled VAE and text encoder, loaded into ONNX Runtime sessions.
+fn bundled_embedders_check() -> Check {
+    use clipline_embedder::{bundled, ImageVae, TextEncoder};
+    let options = clipline_onnx::SessionOptions::default();
+    let loaded = (|| -> Result<(String, String), String> {
+        let vae = bundled::TINY_VAE.materialize(&cache_dir()).map_err(|e| e.to_string())?;
+        let text = bundled::TINY_TEXT_ENCODER.materialize(&cache_dir()).map_err(|e| e.to_string())?;
+        let vae = ImageVae::load(&vae, &options).map_err(|e| e.to_string())?;
+        let text = TextEncoder::load(&text, 16, &options).map_err(|e| e.to_string())?;
+        Ok((vae.model_id, text.model_id))
+    })();
+    match loaded {
+        Ok((vae, text)) => Check { name: "embedders", ok: true, detail: format!("bundled:tiny-vae ({vae}), bundled:tiny-text-encoder ({text})") },
+        Err(e) => Check { name: "embedders", ok: false, detail: e },
     }
 }
 
