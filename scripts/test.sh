@@ -8,5 +8,7 @@ export CLIPLINE_MOTO_SERVER="$CLIPLINE_VENV/bin/moto_server"
 export CLIPLINE_REQUIRE_S3=1
 # The captioner is checked against onnxruntime-python from the set-up's venv.
 export CLIPLINE_PYTHON="$CLIPLINE_VENV/bin/python"
+# A real text encoder (all-MiniLM-L6-v2 int8), fetched by the set-up.
+export CLIPLINE_MINILM="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
 cd "$REPO_ROOT"
 exec cargo test --workspace --locked "$@"

@@ -48,7 +48,9 @@ impl TextEncoder {
             .ok_or_else(|| EmbedError::ModelFiles(format!("{} holds no text encoder: expected model.onnx and tokenizer.json in it or in text_encoder/", dir.display())))?;
         let (model, tokenizer_path) = (files.join("model.onnx"), files.join("tokenizer.json"));
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| EmbedError::ModelFiles(format!("{}: {e}", tokenizer_path.display())))?;
+        // Each caption keeps its own length: padding is done here, to the batch's longest.
         tokenizer
+            .with_padding(None)
             .with_truncation(Some(TruncationParams { max_length: max_tokens.max(1), ..Default::default() }))
             .map_err(|e| EmbedError::ModelFiles(format!("{}: {e}", tokenizer_path.display())))?;
         let config: serde_json::Value = std::fs::read_to_string(files.join("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();

@@ -51,7 +51,6 @@ COLOURS = {
 }
 SHAPES = ["circle", "square", "triangle"]
 WIDTH, HEIGHT, SPRITE = 320, 240, 64
-IMAGE = 64
 EOS = "<|endoftext|>"
 
 
@@ -110,9 +109,9 @@ def make_tokenizer(out: Path) -> PreTrainedTokenizerFast:
     return fast
 
 
-def build_model(tokenizer) -> VisionEncoderDecoderModel:
+def build_model(tokenizer, image: int) -> VisionEncoderDecoderModel:
     encoder = ViTModel(
-        ViTConfig(image_size=IMAGE, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
+        ViTConfig(image_size=image, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
         add_pooling_layer=False,
     )
     eos = tokenizer.eos_token_id
@@ -218,14 +217,15 @@ def main():
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "tiny-captioner")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--image", type=int, default=96, help="input side of the ViT (patches of 8)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         hf = Path(tmp)
         tokenizer = make_tokenizer(hf)
-        processor = ViTImageProcessor(size={"height": IMAGE, "width": IMAGE}, image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=2)
+        processor = ViTImageProcessor(size={"height": args.image, "width": args.image}, image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=2)
         processor.save_pretrained(hf)
-        model = build_model(tokenizer)
+        model = build_model(tokenizer, args.image)
         print(f"parameters: {sum(p.numel() for p in model.parameters())}", flush=True)
         train(model, processor, tokenizer, args.steps, args.seed)
         model.save_pretrained(hf)

@@ -42,6 +42,7 @@ def text_embeddings(model: Path, texts):
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
+    tokenizer.no_padding()
     s = session(model / "model.onnx")
     names = {i.name for i in s.get_inputs()}
     out = []
@@ -50,6 +51,8 @@ def text_embeddings(model: Path, texts):
         feed = {"input_ids": ids}
         if "attention_mask" in names:
             feed["attention_mask"] = np.ones_like(ids)
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = np.zeros_like(ids)
         out.append(s.run(["last_hidden_state"], feed)[0][0])
     return out
 
