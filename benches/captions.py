@@ -11,7 +11,6 @@ Needs numpy, Pillow and onnxruntime (the set-up's venv has them but Pillow: pip 
 """
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from common import CLIPLINE, REPEAT, REPO, need_clipline
+from common import REPEAT, REPO, clipline_bench, need_clipline
 
 sys.path.insert(0, str(REPO / "tests/models"))
 import reference_captioner  # noqa: E402
@@ -77,12 +76,8 @@ def main():
         print(f"caption model loop: {args.model.name}, {args.clips} clips x {args.frames} frames at {side}px, greedy, up to {args.max_new_tokens} tokens, best of {REPEAT}")
         print(f"{'batch':>5} {'clipline clips/s':>17} {'tokens/s':>9} {'python clips/s':>15} {'tokens/s':>9} {'ratio':>6}")
         for batch in (1, 4, 16):
-            out = subprocess.run(
-                [str(CLIPLINE), "-q", "bench", "caption-loop", "--model", str(args.model), "--pixels", str(path), "--clips", str(args.clips),
-                 "--frames", str(args.frames), "--size", str(side), "--batch", str(batch), "--max-new-tokens", str(args.max_new_tokens),
-                 "--repeat", str(REPEAT), "--threads", str(args.threads)],
-                check=True, capture_output=True, text=True).stdout
-            ours = json.loads(out.strip().splitlines()[-1])
+            ours = clipline_bench("caption-loop", model=args.model, pixels=path, clips=args.clips, frames=args.frames, size=side, batch=batch,
+                                  max_new_tokens=args.max_new_tokens, repeat=REPEAT, threads=args.threads)
             theirs = python_loop(args.model, pixels, args.clips, args.frames, batch, args.max_new_tokens)
             assert ours["tokens"] == theirs["tokens"], f"different token counts: {ours['tokens']} vs {theirs['tokens']}"
             print(f"{batch:>5} {ours['clips_per_s']:>17.1f} {ours['tokens_per_s']:>9.0f} {theirs['clips_per_s']:>15.1f} {theirs['tokens_per_s']:>9.0f} {ours['clips_per_s'] / theirs['clips_per_s']:>5.2f}x")

@@ -40,6 +40,16 @@ def probe_frames(path):
 REPEAT = int(os.environ.get("CLIPLINE_BENCH_REPEAT", "3"))
 
 
+def clipline_bench(name, **flags):
+    """Run `clipline bench NAME --flag value ...` and return the JSON line it prints."""
+    need_clipline()
+    cmd = [str(CLIPLINE), "-q", "bench", name]
+    for flag, value in flags.items():
+        cmd += ["--" + flag.replace("_", "-"), str(value)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)

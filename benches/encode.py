@@ -11,7 +11,6 @@ size and the ratio clipline / Python (target >= 1.0).
 Needs numpy and onnxruntime (the set-up's venv has them).
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CLIPLINE, REPEAT, REPO, VIDEOS, EXTENSIONS, need_clipline
+from common import EXTENSIONS, REPEAT, REPO, VIDEOS, clipline_bench, need_clipline
 
 sys.path.insert(0, str(REPO / "tests/models"))
 import reference_embedders  # noqa: E402
@@ -75,11 +74,7 @@ def main():
         print(f"VAE encode: {args.model.name}, {len(rgb)} frames of {width}x{height} ({origin}), best of {REPEAT}")
         print(f"{'batch':>5} {'clipline frames/s':>18} {'python frames/s':>16} {'ratio':>6}")
         for batch in (1, 4, 16):
-            out = subprocess.run(
-                [str(CLIPLINE), "-q", "bench", "vae-encode", "--model", str(args.model), "--frames", str(path), "--height", str(height),
-                 "--width", str(width), "--batch", str(batch), "--repeat", str(REPEAT), "--threads", str(args.threads)],
-                check=True, capture_output=True, text=True).stdout
-            ours = json.loads(out.strip().splitlines()[-1])
+            ours = clipline_bench("vae-encode", model=args.model, frames=path, height=height, width=width, batch=batch, repeat=REPEAT, threads=args.threads)
             theirs = python_encode(args.model, rgb, batch)
             print(f"{batch:>5} {ours['frames_per_s']:>18.1f} {theirs['frames_per_s']:>16.1f} {ours['frames_per_s'] / theirs['frames_per_s']:>5.2f}x")
 
