@@ -144,7 +144,7 @@ impl BucketConfig {
             let smallest = self.resolutions.iter().min_by_key(|r| r.height).expect("validated: resolutions");
             let (h, w) = self.size(smallest, ratio);
             let err = format!("{}x{} is smaller than every bucket (the smallest at {aspect} is {w}x{h})", clip.width, clip.height);
-            return (Err(err.clone()), self.image_samples.then(|| Err(err)));
+            return (Err(err.clone()), self.image_samples.then_some(Err(err)));
         };
         let bucket = |frames: u32, stride: u32| Bucket {
             name: format!("{}-{frames}f-{aspect}", resolution.name),

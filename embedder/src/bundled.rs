@@ -1,5 +1,5 @@
 //! The tiny embedding models bundled in the binary (`bundled:tiny-vae`,
-//! `bundled:tiny-text-encoder`), made by `tests/models/make_embedders.py` at random weights:
+//! `bundled:tiny-video-vae`, `bundled:tiny-text-encoder`), made by `tests/models/make_embedders.py` at random weights:
 //! they give the demo and the tests real graphs of the real layouts without a download.
 
 use clipline_onnx::model_dir::Bundled;
@@ -10,6 +10,16 @@ pub const TINY_VAE: Bundled = Bundled {
     files: &[
         ("model.onnx", include_bytes!("../../tests/models/tiny-vae/model.onnx")),
         ("config.json", include_bytes!("../../tests/models/tiny-vae/config.json")),
+    ],
+};
+
+/// The bundled causal video VAE (Wan layout, exported for clips of 9 frames, 4x temporal and
+/// 8x spatial compression, 4 latent channels).
+pub const TINY_VIDEO_VAE: Bundled = Bundled {
+    name: "tiny-video-vae",
+    files: &[
+        ("model.onnx", include_bytes!("../../tests/models/tiny-video-vae/model.onnx")),
+        ("config.json", include_bytes!("../../tests/models/tiny-video-vae/config.json")),
     ],
 };
 
@@ -24,4 +34,4 @@ pub const TINY_TEXT_ENCODER: Bundled = Bundled {
 };
 
 /// Every bundled embedding model.
-pub const ALL: [Bundled; 2] = [TINY_VAE, TINY_TEXT_ENCODER];
+pub const ALL: [Bundled; 3] = [TINY_VAE, TINY_VIDEO_VAE, TINY_TEXT_ENCODER];

@@ -1,6 +1,6 @@
 //! Precomputing what a video diffusion trainer consumes, so its GPUs never wait on decoding.
 //!
-//! Each clip is brought to a bucket ([`buckets`]), its frames are encoded by an image VAE in
+//! Each clip is brought to a bucket ([`buckets`]), its frames are encoded by an image or video VAE in
 //! ONNX ([`vae`]) and its caption by a text encoder ([`text`]); both outputs are stored as
 //! bf16 by the shard stage. Models come from directories in optimum's export layout, or are the
 //! tiny ones bundled for the demo and tests ([`bundled`]).
@@ -12,7 +12,7 @@ pub mod vae;
 
 pub use buckets::{Bucket, BucketConfig, ClipShape};
 pub use text::{TextEmbedding, TextEncoder};
-pub use vae::{Draw, ImageVae, LatentMode};
+pub use vae::{Draw, LatentMode, Vae, VaeLayout};
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,20 @@
-//! Image VAE encoders in the Stable Diffusion `AutoencoderKL` layout, applied frame by frame.
+//! VAE encoders in ONNX: image VAEs applied frame by frame, and causal video VAEs applied to
+//! whole clips in chunks.
 //!
-//! The graph is optimum's `vae_encoder` export: input `sample` [B,3,H,W] in [-1,1], output
-//! `latent_parameters` [B,2C,H/f,W/f], the mean and log-variance of the latent distribution
-//! laid end to end along channels. The latent kept is the mean, or a sample drawn with a seed
-//! recorded in the settings, then shifted and scaled as the model's `config.json` says
-//! (`(z - shift_factor) * scaling_factor`), which is what a diffusion trainer consumes.
+//! Both take `sample` and give `latent_parameters`, the mean and log-variance of the latent
+//! distribution laid end to end along channels, as optimum's `vae_encoder` exports do:
+//! - **image** (Stable Diffusion `AutoencoderKL`): `sample` [B,3,H,W] → [B,2C,H/f,W/f];
+//! - **video** (Wan-style causal 3D VAE): `sample` [B,3,T,H,W] → [B,2C,1+(T-1)/k,H/f,W/f]. Its
+//!   export unrolls the time loop, so T is fixed in the graph. A clip of F = 1 + k·m frames is
+//!   encoded in chunks of T frames that overlap by one frame; every chunk after the first drops
+//!   its first latent (the overlap frame, which a causal VAE encodes alone), and the last chunk
+//!   is padded with copies of the clip's last frame, whose latents are dropped: causality makes
+//!   the kept ones independent of the padding.
+//!
+//! The latent kept is the mean, or a sample drawn with a recorded seed, normalised as the
+//! model's `config.json` says: `(z - shift_factor) * scaling_factor` (SD family), or per channel
+//! `(z - latents_mean[c]) / latents_std[c]` (Wan family). Latents come out as [T', C, h, w] for
+//! both layouts (T' = frames for image VAEs).
 
 use std::path::{Path, PathBuf};
 
@@ -26,17 +36,58 @@ pub enum LatentMode {
     Sample,
 }
 
-/// How one frame's latent is taken.
+/// How a clip's latent is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Draw {
     /// The mean.
     Mean,
-    /// A sample with this seed.
+    /// A sample whose noise stream is fixed by this seed.
     Sample(u64),
 }
 
-/// A loaded image VAE encoder.
-pub struct ImageVae {
+/// How the graph treats time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaeLayout {
+    /// One frame at a time.
+    Image,
+    /// Clips of exactly `frames` frames, `temporal` frames per latent after the first.
+    Video {
+        /// T fixed in the graph.
+        frames: usize,
+        /// Temporal compression.
+        temporal: usize,
+    },
+}
+
+/// How raw latents are normalised for the trainer.
+#[derive(Debug, Clone, PartialEq)]
+enum Normalization {
+    /// `(z - shift) * scale`.
+    Affine { shift: f32, scale: f32 },
+    /// `(z - mean[c]) / std[c]`.
+    PerChannel { mean: Vec<f32>, std: Vec<f32> },
+}
+
+impl Normalization {
+    fn from_config(config: &Value, channels: usize, path: &Path) -> Result<Self, EmbedError> {
+        let floats = |key: &str| config[key].as_array().map(|a| a.iter().filter_map(Value::as_f64).map(|v| v as f32).collect::<Vec<f32>>());
+        match (floats("latents_mean"), floats("latents_std")) {
+            (Some(mean), Some(std)) if mean.len() == channels && std.len() == channels && std.iter().all(|s| *s != 0.0) => Ok(Self::PerChannel { mean, std }),
+            (Some(_), _) | (_, Some(_)) => Err(EmbedError::ModelFiles(format!("{}: latents_mean and latents_std need {channels} values each, none zero", path.display()))),
+            _ => Ok(Self::Affine { shift: config["shift_factor"].as_f64().unwrap_or(0.0) as f32, scale: config["scaling_factor"].as_f64().unwrap_or(1.0) as f32 }),
+        }
+    }
+
+    fn apply(&self, channel: usize, z: f32) -> f32 {
+        match self {
+            Self::Affine { shift, scale } => (z - shift) * scale,
+            Self::PerChannel { mean, std } => (z - mean[channel]) / std[channel],
+        }
+    }
+}
+
+/// A loaded VAE encoder.
+pub struct Vae {
     session: ModelSession,
     /// `name@hash` of the graph.
     pub model_id: String,
@@ -44,8 +95,9 @@ pub struct ImageVae {
     pub channels: usize,
     /// Spatial downsampling factor.
     pub downsample: usize,
-    scaling: f32,
-    shift: f32,
+    /// Image or video.
+    pub layout: VaeLayout,
+    normalization: Normalization,
 }
 
 /// The graph of a VAE directory: `model.onnx`, or optimum's `vae_encoder/model.onnx`.
@@ -61,87 +113,192 @@ fn read_config(path: &Path) -> Result<Value, EmbedError> {
     serde_json::from_str(&text).map_err(|e| EmbedError::ModelFiles(format!("{}: not JSON: {e}", path.display())))
 }
 
-impl ImageVae {
-    /// Load the encoder of a VAE directory and check its signature and config.
+/// Latent channels and spatial downsampling from an `AutoencoderKL` or Wan config.
+fn geometry(config: &Value, path: &Path) -> Result<(usize, usize), EmbedError> {
+    let channels = config["latent_channels"].as_u64().or_else(|| config["z_dim"].as_u64()).unwrap_or(0) as usize;
+    let downsample = match (config["block_out_channels"].as_array(), config["scale_factor_spatial"].as_u64()) {
+        (Some(blocks), _) if !blocks.is_empty() => 1 << (blocks.len() - 1),
+        (_, Some(f)) => f as usize,
+        _ => 0,
+    };
+    if channels == 0 || downsample == 0 {
+        return Err(EmbedError::ModelFiles(format!(
+            "{}: needs latent_channels and block_out_channels (AutoencoderKL), or z_dim and scale_factor_spatial (Wan)",
+            path.display()
+        )));
+    }
+    Ok((channels, downsample))
+}
+
+impl Vae {
+    /// Load the encoder of a VAE directory; its layout follows the rank of its `sample` input.
     ///
     /// # Errors
-    /// When files are missing, the config lacks the downsampling or channel count, or the graph
-    /// does not have the `sample` → `latent_parameters` signature.
+    /// When files are missing, the config lacks the channel count or downsampling, or the graph
+    /// does not have the `sample` → `latent_parameters` signature of either layout.
     pub fn load(dir: &Path, options: &SessionOptions) -> Result<Self, EmbedError> {
         let graphs = graph_dir(dir)?;
         let config_path = graphs.join("config.json");
         let config = read_config(&config_path)?;
-        let blocks = config["block_out_channels"].as_array().map_or(0, Vec::len);
-        let channels = config["latent_channels"].as_u64().unwrap_or(0) as usize;
-        if blocks == 0 || channels == 0 {
-            return Err(EmbedError::ModelFiles(format!("{}: needs block_out_channels and latent_channels (an AutoencoderKL config)", config_path.display())));
-        }
+        let (channels, downsample) = geometry(&config, &config_path)?;
         let model = graphs.join("model.onnx");
         let session = open_session(&model, options)?;
-        session.require(&["sample"], &["latent_parameters"], "AutoencoderKL encoder (optimum vae_encoder)")?;
+        session.require(&["sample"], &["latent_parameters"], "VAE encoder (optimum vae_encoder)")?;
+        let shape = session.input_shape("sample").unwrap_or_default();
+        let layout = match shape.len() {
+            4 => VaeLayout::Image,
+            5 if shape[2] > 0 => VaeLayout::Video { frames: shape[2] as usize, temporal: config["scale_factor_temporal"].as_u64().unwrap_or(4) as usize },
+            _ => {
+                return Err(EmbedError::Onnx(session.signature_error(format!(
+                    "input `sample` has shape {shape:?}: expected [B,3,H,W] (image VAE) or [B,3,T,H,W] with T fixed (video VAE)"
+                ))));
+            }
+        };
+        if let VaeLayout::Video { frames, temporal } = layout
+            && (temporal == 0 || (frames - 1) % temporal != 0)
+        {
+            return Err(EmbedError::Onnx(session.signature_error(format!("its export takes {frames} frames, not 1 + {temporal}k"))));
+        }
         Ok(Self {
             model_id: clipline_onnx::model_dir::model_id(dir, &[&model]).map_err(EmbedError::ModelFiles)?,
+            normalization: Normalization::from_config(&config, channels, &config_path)?,
             session,
             channels,
-            downsample: 1 << (blocks - 1),
-            scaling: config["scaling_factor"].as_f64().unwrap_or(1.0) as f32,
-            shift: config["shift_factor"].as_f64().unwrap_or(0.0) as f32,
+            downsample,
+            layout,
         })
     }
 
-    /// Latent shape [C, h, w] of an `height × width` frame.
+    /// Latent shape [T', C, h, w] of `frames` frames of `height × width`.
     ///
     /// # Errors
-    /// When the sides are not multiples of the downsampling factor.
-    pub fn latent_shape(&self, height: usize, width: usize) -> Result<[usize; 3], EmbedError> {
-        if height % self.downsample != 0 || width % self.downsample != 0 {
-            return Err(EmbedError::Input(format!("frames of {width}x{height} do not fit {}: sides must be multiples of {}", self.model_id, self.downsample)));
+    /// When the sides are not multiples of the downsampling factor, or (video VAEs) the frame
+    /// count is not 1 + k·m.
+    pub fn latent_shape(&self, frames: usize, height: usize, width: usize) -> Result<[usize; 4], EmbedError> {
+        let f = self.downsample;
+        if !height.is_multiple_of(f) || !width.is_multiple_of(f) || frames == 0 {
+            return Err(EmbedError::Input(format!("{frames} frames of {width}x{height} do not fit {}: sides must be multiples of {f}", self.model_id)));
         }
-        Ok([self.channels, height / self.downsample, width / self.downsample])
+        let latent_frames = match self.layout {
+            VaeLayout::Image => frames,
+            VaeLayout::Video { temporal, .. } if (frames - 1).is_multiple_of(temporal) => 1 + (frames - 1) / temporal,
+            VaeLayout::Video { temporal, .. } => {
+                return Err(EmbedError::Input(format!("{frames} frames do not fit the causal video VAE {}: use frame counts 1 + {temporal}k", self.model_id)));
+            }
+        };
+        Ok([latent_frames, self.channels, height / f, width / f])
     }
 
-    /// Encode `draws.len()` frames of `height × width` packed RGB bytes; returns their latents
-    /// [N, C, h, w], shifted and scaled.
+    /// Encode one clip: `frames` packed RGB frames of `height × width`; returns its latents
+    /// [T', C, h, w], normalised. Image VAEs run `batch` frames at a time.
     ///
     /// # Errors
     /// When the bytes do not match the frame count and size, or the model fails.
-    pub fn encode(&mut self, rgb: &[u8], height: usize, width: usize, draws: &[Draw]) -> Result<Vec<f32>, EmbedError> {
-        let n = draws.len();
-        let [c, h, w] = self.latent_shape(height, width)?;
-        let plane = height * width;
-        if rgb.len() != n * plane * 3 {
-            return Err(EmbedError::Input(format!("{} bytes of frames for {n} frames of {width}x{height}", rgb.len())));
+    pub fn encode(&mut self, rgb: &[u8], frames: usize, (height, width): (usize, usize), draw: Draw, batch: usize) -> Result<Vec<f32>, EmbedError> {
+        let shape = self.latent_shape(frames, height, width)?;
+        if rgb.len() != frames * height * width * 3 {
+            return Err(EmbedError::Input(format!("{} bytes of frames for {frames} frames of {width}x{height}", rgb.len())));
         }
-        let mut pixels = vec![0f32; n * 3 * plane];
-        for (frame, out) in rgb.chunks_exact(plane * 3).zip(pixels.chunks_exact_mut(plane * 3)) {
-            let (r, rest) = out.split_at_mut(plane);
-            let (g, b) = rest.split_at_mut(plane);
-            for (((px, r), g), b) in frame.chunks_exact(3).zip(r).zip(g).zip(b) {
-                *r = f32::from(px[0]) / 127.5 - 1.0;
-                *g = f32::from(px[1]) / 127.5 - 1.0;
-                *b = f32::from(px[2]) / 127.5 - 1.0;
+        let mut latents = Vec::with_capacity(shape.iter().product());
+        match self.layout {
+            VaeLayout::Image => {
+                let frame = height * width * 3;
+                for (i, chunk) in rgb.chunks(batch.max(1) * frame).enumerate() {
+                    let n = chunk.len() / frame;
+                    let params = self.run(pixels(chunk, n, 1, height * width), &[n, 3, height, width])?;
+                    self.take(Output { params: &params, items: n, frames: 1 }, 0..1, draw, i * batch.max(1), &mut latents);
+                }
             }
-        }
-        let input = tensor::input(&[n, 3, height, width], pixels)?;
-        let outputs = self.session.run(vec![("sample".to_string(), input)])?;
-        let (shape, params) = tensor::f32_output(&outputs["latent_parameters"], "latent_parameters")?;
-        if shape != [n, 2 * c, h, w] {
-            return Err(EmbedError::Input(format!("latent_parameters has shape {shape:?}, expected {:?}", [n, 2 * c, h, w])));
-        }
-        let per = c * h * w;
-        let mut latents = Vec::with_capacity(n * per);
-        for (frame, draw) in params.chunks_exact(2 * per).zip(draws) {
-            let (mean, logvar) = frame.split_at(per);
-            match draw {
-                Draw::Mean => latents.extend(mean.iter().map(|m| (m - self.shift) * self.scaling)),
-                Draw::Sample(seed) => {
-                    let mut noise = Normal::new(*seed);
-                    latents.extend(mean.iter().zip(logvar).map(|(m, lv)| (m + (0.5 * lv.clamp(-30.0, 20.0)).exp() * noise.next() - self.shift) * self.scaling));
+            VaeLayout::Video { frames: t, temporal } => {
+                let per_chunk = 1 + (t - 1) / temporal;
+                let chunks = (frames - 1).div_ceil(t - 1).max(1);
+                let mut kept = 0;
+                for c in 0..chunks {
+                    let clip = padded_chunk(rgb, frames, height * width * 3, c * (t - 1), t);
+                    let params = self.run(pixels(&clip, 1, t, height * width), &[1, 3, t, height, width])?;
+                    let first = usize::from(c > 0);
+                    let wanted = (shape[0] - kept).min(per_chunk - first);
+                    self.take(Output { params: &params, items: 1, frames: per_chunk }, first..first + wanted, draw, kept, &mut latents);
+                    kept += wanted;
                 }
             }
         }
         Ok(latents)
     }
+
+    fn run(&mut self, pixels: Vec<f32>, shape: &[usize]) -> Result<Vec<f32>, EmbedError> {
+        let input = tensor::input(shape, pixels)?;
+        let outputs = self.session.run(vec![("sample".to_string(), input)])?;
+        let (out_shape, params) = tensor::f32_output(&outputs["latent_parameters"], "latent_parameters")?;
+        if out_shape.len() != shape.len() || out_shape[0] != shape[0] || out_shape[1] != 2 * self.channels {
+            return Err(EmbedError::Input(format!("latent_parameters has shape {out_shape:?} for input {shape:?}")));
+        }
+        Ok(params.to_vec())
+    }
+
+    /// Append latent frames `keep` of each item of `output`, as [frame, C, h, w], drawn and
+    /// normalised; `first_frame` numbers the first appended frame for the noise stream.
+    fn take(&self, output: Output<'_>, keep: std::ops::Range<usize>, draw: Draw, first_frame: usize, out: &mut Vec<f32>) {
+        let Output { params, items: n, frames: t } = output;
+        let c = self.channels;
+        let plane = params.len() / (n * 2 * c * t);
+        for item in 0..n {
+            let base = item * 2 * c * t * plane;
+            for (k, frame) in keep.clone().enumerate() {
+                let mut noise = match draw {
+                    Draw::Mean => None,
+                    Draw::Sample(seed) => Some(Normal::new(SplitMix64::keyed(seed, &(first_frame + item + k).to_string()).next_u64())),
+                };
+                for channel in 0..c {
+                    let at = |ch: usize| base + (ch * t + frame) * plane;
+                    let (mean, logvar) = (&params[at(channel)..at(channel) + plane], &params[at(c + channel)..at(c + channel) + plane]);
+                    out.extend(mean.iter().zip(logvar).map(|(m, lv)| {
+                        let z = match &mut noise {
+                            None => *m,
+                            Some(noise) => m + (0.5 * lv.clamp(-30.0, 20.0)).exp() * noise.next(),
+                        };
+                        self.normalization.apply(channel, z)
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// A model output: `items` × [2C, `frames`, h, w] (`frames` = 1 for image VAEs).
+struct Output<'a> {
+    params: &'a [f32],
+    items: usize,
+    frames: usize,
+}
+
+/// `n` clips of `t` frames of packed RGB as [n, 3, t, plane] floats in [-1, 1] (t = 1: [n,3,H,W]).
+fn pixels(rgb: &[u8], n: usize, t: usize, plane: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n * 3 * t * plane];
+    for (index, frame) in rgb.chunks_exact(plane * 3).enumerate() {
+        let (item, time) = (index / t, index % t);
+        // This frame's red, green and blue planes lie `t * plane` apart.
+        let red = (item * 3 * t + time) * plane;
+        let (r, rest) = out[red..red + 2 * t * plane + plane].split_at_mut(t * plane);
+        let (g, b) = rest.split_at_mut(t * plane);
+        let (r, g, b) = (&mut r[..plane], &mut g[..plane], &mut b[..plane]);
+        for (((px, r), g), b) in frame.chunks_exact(3).zip(r).zip(g).zip(b) {
+            *r = f32::from(px[0]) / 127.5 - 1.0;
+            *g = f32::from(px[1]) / 127.5 - 1.0;
+            *b = f32::from(px[2]) / 127.5 - 1.0;
+        }
+    }
+    out
+}
+
+/// Frames `[start, start + t)` of a clip, the last frame repeated past its end.
+fn padded_chunk(rgb: &[u8], frames: usize, frame_bytes: usize, start: usize, t: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t * frame_bytes);
+    for i in start..start + t {
+        let f = i.min(frames - 1);
+        out.extend_from_slice(&rgb[f * frame_bytes..(f + 1) * frame_bytes]);
+    }
+    out
 }
 
 /// A seeded standard normal stream (Box-Muller over splitmix64): the same seed gives the same
@@ -170,7 +327,7 @@ impl Normal {
 
 #[cfg(test)]
 mod tests {
-    use super::Normal;
+    use super::{padded_chunk, pixels, Normal};
 
     #[test]
     fn the_noise_stream_is_standard_normal_and_reproducible() {
@@ -184,5 +341,20 @@ mod tests {
         let mean = a.iter().sum::<f32>() / a.len() as f32;
         let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / a.len() as f32;
         assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
+    }
+
+    #[test]
+    fn pixels_are_channels_first_with_time_inside_channels() {
+        // Two clips of two frames of one pixel: values say clip, frame and channel.
+        let rgb: Vec<u8> = (0..2).flat_map(|clip| (0..2).flat_map(move |t| (0..3).map(move |c| (100 * clip + 10 * t + c) as u8))).collect();
+        let p = pixels(&rgb, 2, 2, 1);
+        let back: Vec<u8> = p.iter().map(|v| ((v + 1.0) * 127.5).round() as u8).collect();
+        assert_eq!(back, vec![0, 10, 1, 11, 2, 12, 100, 110, 101, 111, 102, 112]);
+    }
+
+    #[test]
+    fn a_chunk_past_the_clip_repeats_its_last_frame() {
+        let rgb = [1u8, 2, 3];
+        assert_eq!(padded_chunk(&rgb, 3, 1, 1, 4), vec![2, 3, 3, 3]);
     }
 }

@@ -1,10 +1,10 @@
-//! The bundled tiny VAE and text encoder through ONNX Runtime: shapes, sampling, bad input,
-//! and parity with onnxruntime-python.
+//! The bundled tiny VAEs (image and causal video) and text encoder through ONNX Runtime:
+//! shapes, sampling, chunking, bad input, and parity with onnxruntime-python.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use clipline_embedder::{Draw, EmbedError, ImageVae, TextEncoder};
+use clipline_embedder::{Draw, EmbedError, TextEncoder, Vae, VaeLayout};
 use clipline_onnx::SessionOptions;
 use half::bf16;
 
@@ -12,8 +12,27 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn vae() -> ImageVae {
-    ImageVae::load(&repo().join("tests/models/tiny-vae"), &SessionOptions::default()).unwrap()
+fn vae() -> Vae {
+    Vae::load(&repo().join("tests/models/tiny-vae"), &SessionOptions::default()).unwrap()
+}
+
+fn video_vae() -> Vae {
+    Vae::load(&repo().join("tests/models/tiny-video-vae"), &SessionOptions::default()).unwrap()
+}
+
+/// `n` 32x48 frames of a square moving right on a gradient.
+fn moving(n: usize) -> Vec<u8> {
+    let (h, w) = (32, 48);
+    let mut rgb = Vec::with_capacity(n * h * w * 3);
+    for f in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (10..22).contains(&y) && (2 * f..2 * f + 12).contains(&x);
+                rgb.extend(if inside { [230, 40, 40] } else { [(x * 5) as u8, (y * 7) as u8, 90] });
+            }
+        }
+    }
+    rgb
 }
 
 fn text_encoder() -> TextEncoder {
@@ -41,28 +60,54 @@ fn frames() -> Vec<u8> {
 #[test]
 fn latents_have_the_model_s_shape_and_sampling_is_seeded() {
     let mut vae = vae();
-    assert_eq!(vae.latent_shape(32, 48).unwrap(), [4, 4, 6]);
-    let mean = vae.encode(&frames(), 32, 48, &[Draw::Mean, Draw::Mean]).unwrap();
+    assert_eq!(vae.layout, VaeLayout::Image);
+    assert_eq!(vae.latent_shape(2, 32, 48).unwrap(), [2, 4, 4, 6]);
+    let mean = vae.encode(&frames(), 2, (32, 48), Draw::Mean, 16).unwrap();
     assert_eq!(mean.len(), 2 * 4 * 4 * 6);
-    let a = vae.encode(&frames(), 32, 48, &[Draw::Sample(1), Draw::Sample(2)]).unwrap();
-    let b = vae.encode(&frames(), 32, 48, &[Draw::Sample(1), Draw::Sample(2)]).unwrap();
-    assert_eq!(a, b, "a seed fixes the sample");
+    assert_eq!(vae.encode(&frames(), 2, (32, 48), Draw::Mean, 1).unwrap(), mean, "batches do not change latents");
+    let a = vae.encode(&frames(), 2, (32, 48), Draw::Sample(1), 16).unwrap();
+    assert_eq!(a, vae.encode(&frames(), 2, (32, 48), Draw::Sample(1), 1).unwrap(), "a seed fixes the sample, whatever the batch");
+    assert_ne!(a, vae.encode(&frames(), 2, (32, 48), Draw::Sample(2), 16).unwrap());
     assert_ne!(a, mean);
+}
+
+#[test]
+fn the_video_vae_chunks_clips_and_padding_does_not_reach_kept_latents() {
+    let mut vae = video_vae();
+    assert_eq!(vae.layout, VaeLayout::Video { frames: 9, temporal: 4 });
+    assert_eq!(vae.latent_shape(17, 32, 48).unwrap(), [5, 4, 4, 6]);
+    assert_eq!(vae.latent_shape(1, 32, 48).unwrap(), [1, 4, 4, 6]);
+    let per_frame = 4 * 4 * 6;
+    let nine = vae.encode(&moving(9), 9, (32, 48), Draw::Mean, 1).unwrap();
+    // A causal VAE's first latents see only the first frames: a 5-frame clip (padded to 9 with
+    // its last frame) gives exactly the first 2 latents of the 9-frame clip it starts.
+    let five = vae.encode(&moving(5), 5, (32, 48), Draw::Mean, 1).unwrap();
+    assert_eq!(five.len(), 2 * per_frame);
+    let diff = five.iter().zip(&nine).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(diff < 1e-4, "padding changed kept latents by {diff}");
+    // The first chunk of a 17-frame clip is the 9-frame clip.
+    let seventeen = vae.encode(&moving(17), 17, (32, 48), Draw::Mean, 1).unwrap();
+    assert_eq!(seventeen.len(), 5 * per_frame);
+    assert_eq!(&seventeen[..3 * per_frame], &nine[..]);
+    // An image sample through a video VAE: one latent.
+    assert_eq!(vae.encode(&moving(1), 1, (32, 48), Draw::Mean, 1).unwrap().len(), per_frame);
 }
 
 #[test]
 fn frames_that_do_not_fit_the_vae_are_refused_saying_why() {
     let mut vae = vae();
-    let err = vae.encode(&[0u8; 30 * 30 * 3], 30, 30, &[Draw::Mean]).unwrap_err();
+    let err = vae.encode(&[0u8; 30 * 30 * 3], 1, (30, 30), Draw::Mean, 1).unwrap_err();
     assert!(matches!(err, EmbedError::Input(_)) && err.to_string().contains("multiples of 8"), "{err}");
-    let err = vae.encode(&[0u8; 10], 32, 32, &[Draw::Mean]).unwrap_err();
+    let err = vae.encode(&[0u8; 10], 1, (32, 32), Draw::Mean, 1).unwrap_err();
     assert!(err.to_string().contains("10 bytes"), "{err}");
+    let err = video_vae().encode(&moving(6), 6, (32, 48), Draw::Mean, 1).unwrap_err();
+    assert!(err.to_string().contains("1 + 4k"), "{err}");
 }
 
 #[test]
 fn a_directory_without_a_model_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let err = ImageVae::load(dir.path(), &SessionOptions::default()).err().unwrap();
+    let err = Vae::load(dir.path(), &SessionOptions::default()).err().unwrap();
     assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
     let err = TextEncoder::load(&repo().join("tests/models/tiny-vae"), 16, &SessionOptions::default()).err().unwrap();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
@@ -116,7 +161,16 @@ fn matches_onnxruntime_python_within_bf16_rounding() {
     let model = repo().join("tests/models/tiny-vae");
     let theirs = reference(&["vae", model.to_str().unwrap(), rgb.to_str().unwrap(), "2", "32", "48"]);
     assert_eq!(theirs["shape"], serde_json::json!([2, 4, 4, 6]));
-    within_bf16(&vae().encode(&frames(), 32, 48, &[Draw::Mean, Draw::Mean]).unwrap(), &floats(&theirs), "latents");
+    within_bf16(&vae().encode(&frames(), 2, (32, 48), Draw::Mean, 16).unwrap(), &floats(&theirs), "latents");
+
+    // The video VAE over clips shorter than, as long as, and longer than its export (9 frames).
+    let model = repo().join("tests/models/tiny-video-vae");
+    for n in [5, 9, 17, 21] {
+        std::fs::write(&rgb, moving(n)).unwrap();
+        let theirs = reference(&["video-vae", model.to_str().unwrap(), rgb.to_str().unwrap(), &n.to_string(), "32", "48"]);
+        assert_eq!(theirs["shape"], serde_json::json!([1 + (n - 1) / 4, 4, 4, 6]), "{n} frames");
+        within_bf16(&video_vae().encode(&moving(n), n, (32, 48), Draw::Mean, 1).unwrap(), &floats(&theirs), &format!("video latents of {n} frames"));
+    }
 
     let texts = ["a red circle on a white background", "a green triangle"];
     let model = repo().join("tests/models/tiny-text-encoder");

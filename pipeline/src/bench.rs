@@ -9,7 +9,7 @@ use clap::Subcommand;
 use clipline_captioner::generate::GenerationSettings;
 use clipline_captioner::{Captioner, CaptionerConfig};
 use clipline_core::cache::cache_dir;
-use clipline_embedder::{Draw, ImageVae};
+use clipline_embedder::{Draw, Vae, VaeLayout};
 use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::SessionOptions;
 
@@ -102,14 +102,22 @@ pub(crate) fn best_of(repeat: usize, mut f: impl FnMut() -> anyhow::Result<()>) 
 
 fn vae_encode(model: &str, frames: &std::path::Path, (height, width): (usize, usize), batch: usize, repeat: usize, threads: usize) -> anyhow::Result<()> {
     let dir = resolve_model_dir(model, &clipline_embedder::bundled::ALL, &cache_dir(), "--model").map_err(anyhow::Error::msg)?;
-    let mut vae = ImageVae::load(&dir, &SessionOptions { intra_threads: threads, ..SessionOptions::default() })?;
+    let mut vae = Vae::load(&dir, &SessionOptions { intra_threads: threads, ..SessionOptions::default() })?;
     let rgb = std::fs::read(frames).with_context(|| format!("cannot read {}", frames.display()))?;
     let frame = height * width * 3;
     anyhow::ensure!(!rgb.is_empty() && rgb.len() % frame == 0, "{} does not hold whole {width}x{height} frames", frames.display());
     let n = rgb.len() / frame;
+    // Image VAEs take the frames in batches; video VAEs take clips of the length they were
+    // exported with, `batch` at a time being one clip each.
+    let clip = match vae.layout {
+        VaeLayout::Image => n,
+        VaeLayout::Video { frames, .. } => frames,
+    };
+    anyhow::ensure!(n >= clip, "{} holds {n} frames, fewer than one clip of {clip}", frames.display());
+    let n = n / clip * clip;
     let seconds = best_of(repeat, || {
-        for chunk in rgb.chunks(batch.max(1) * frame) {
-            vae.encode(chunk, height, width, &vec![Draw::Mean; chunk.len() / frame])?;
+        for chunk in rgb.chunks_exact(clip * frame) {
+            vae.encode(chunk, clip, (height, width), Draw::Mean, batch)?;
         }
         Ok(())
     })?;

@@ -66,19 +66,21 @@ fn bundled_model_check() -> Check {
     }
 }
 
-/// The bundled VAE and text encoder, loaded into ONNX Runtime sessions.
+/// The bundled VAEs and text encoder, loaded into ONNX Runtime sessions.
 fn bundled_embedders_check() -> Check {
-    use clipline_embedder::{bundled, ImageVae, TextEncoder};
+    use clipline_embedder::{bundled, TextEncoder, Vae};
     let options = clipline_onnx::SessionOptions::default();
-    let loaded = (|| -> Result<(String, String), String> {
-        let vae = bundled::TINY_VAE.materialize(&cache_dir()).map_err(|e| e.to_string())?;
-        let text = bundled::TINY_TEXT_ENCODER.materialize(&cache_dir()).map_err(|e| e.to_string())?;
-        let vae = ImageVae::load(&vae, &options).map_err(|e| e.to_string())?;
-        let text = TextEncoder::load(&text, 16, &options).map_err(|e| e.to_string())?;
-        Ok((vae.model_id, text.model_id))
-    })();
-    match loaded {
-        Ok((vae, text)) => Check { name: "embedders", ok: true, detail: format!("bundled:tiny-vae ({vae}), bundled:tiny-text-encoder ({text})") },
+    let load = |model: clipline_onnx::model_dir::Bundled| -> Result<String, String> {
+        let dir = model.materialize(&cache_dir()).map_err(|e| format!("bundled:{}: {e}", model.name))?;
+        let id = if model.name == bundled::TINY_TEXT_ENCODER.name {
+            TextEncoder::load(&dir, 16, &options).map(|m| m.model_id)
+        } else {
+            Vae::load(&dir, &options).map(|m| m.model_id)
+        };
+        id.map(|id| format!("bundled:{} ({id})", model.name)).map_err(|e| format!("bundled:{}: {e}", model.name))
+    };
+    match bundled::ALL.into_iter().map(load).collect::<Result<Vec<_>, _>>() {
+        Ok(models) => Check { name: "embedders", ok: true, detail: models.join(", ") },
         Err(e) => Check { name: "embedders", ok: false, detail: e },
     }
 }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use anyhow::Context;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::{SampleRow, Timestamp};
-use clipline_embedder::{bundled, Bucket, BucketConfig, Draw, ImageVae, LatentMode, TextEmbedding, TextEncoder};
+use clipline_embedder::{bundled, Bucket, BucketConfig, Draw, LatentMode, TextEmbedding, TextEncoder, Vae};
 use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::{Device, SessionOptions};
 use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
@@ -156,7 +156,7 @@ impl EmbedStage {
     pub fn start(config: &EmbedConfig, shards: &ShardsConfig, cache: &std::path::Path, bar: ProgressBar) -> anyhow::Result<Self> {
         let session = SessionOptions { device: config.device, intra_threads: config.threads };
         let vae_dir = resolve_model_dir(&config.vae, &bundled::ALL, cache, "embed.vae").map_err(anyhow::Error::msg)?;
-        let vae = ImageVae::load(&vae_dir, &session).with_context(|| format!("cannot load the VAE {}", vae_dir.display()))?;
+        let vae = Vae::load(&vae_dir, &session).with_context(|| format!("cannot load the VAE {}", vae_dir.display()))?;
         let text = if config.text_encoder.is_empty() {
             None
         } else {
@@ -199,8 +199,16 @@ impl EmbedStage {
     }
 }
 
+/// What a sample is: its id, clip, bucket and caption.
+struct Target<'a> {
+    sample_id: &'a str,
+    clip_id: &'a str,
+    bucket: &'a Bucket,
+    caption: Option<&'a String>,
+}
+
 struct Worker {
-    vae: ImageVae,
+    vae: Vae,
     text: Option<TextEncoder>,
     encoder: SampleEncoder,
     identity: Identity,
@@ -228,6 +236,7 @@ impl Worker {
     fn embed_texts(&mut self, inputs: &[EmbedInput], captions: &HashMap<String, String>) -> HashMap<String, Result<TextEmbedding, String>> {
         let Some(encoder) = &mut self.text else { return HashMap::new() };
         let mut clips: Vec<&str> = inputs.iter().filter(|i| i.bucket.is_ok() && i.frames.is_ok()).map(|i| i.clip_id.as_str()).collect();
+        clips.sort_unstable();
         clips.dedup();
         let (with, without): (Vec<&str>, Vec<&str>) = clips.into_iter().partition(|c| captions.contains_key(*c));
         let mut out: HashMap<String, Result<TextEmbedding, String>> = without.iter().map(|c| (c.to_string(), Err("no caption to embed (its caption failed)".to_string()))).collect();
@@ -256,7 +265,8 @@ impl Worker {
                 Some(Err(e)) => return Err(e.clone()),
                 None => None,
             };
-            self.encode(&sample_id, &input.clip_id, &bucket, &frames, captions.get(&input.clip_id), text, &mut row)
+            let target = Target { sample_id: &sample_id, clip_id: &input.clip_id, bucket: &bucket, caption: captions.get(&input.clip_id) };
+            self.encode(&target, &frames, text, &mut row)
         });
         match made {
             Ok(encoded) => (row, Some(encoded)),
@@ -269,33 +279,18 @@ impl Worker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn encode(
-        &mut self,
-        sample_id: &str,
-        clip_id: &str,
-        bucket: &Bucket,
-        frames: &[u8],
-        caption: Option<&String>,
-        text: Option<&TextEmbedding>,
-        row: &mut SampleRow,
-    ) -> Result<EncodedSample, String> {
+    /// Encode a sample's frames (and take its text embedding) into a compressed record; fills
+    /// the row's shapes.
+    fn encode(&mut self, target: &Target<'_>, frames: &[u8], text: Option<&TextEmbedding>, row: &mut SampleRow) -> Result<EncodedSample, String> {
+        let Target { sample_id, clip_id, bucket, caption } = *target;
         let (h, w) = (bucket.height as usize, bucket.width as usize);
-        let frame_bytes = h * w * 3;
-        let count = frames.len() / frame_bytes;
-        let [c, lh, lw] = self.vae.latent_shape(h, w).map_err(|e| e.to_string())?;
-        let mut latent = Vec::with_capacity(count * c * lh * lw);
-        for (chunk_index, chunk) in frames.chunks(self.batch_frames * frame_bytes).enumerate() {
-            let first = chunk_index * self.batch_frames;
-            let draws: Vec<Draw> = (first..first + chunk.len() / frame_bytes)
-                .map(|i| match self.latent {
-                    LatentMode::Mean => Draw::Mean,
-                    LatentMode::Sample => Draw::Sample(clipline_core::rng::SplitMix64::keyed(self.seed, &format!("{sample_id}/{i}")).next_u64()),
-                })
-                .collect();
-            latent.extend(self.vae.encode(chunk, h, w, &draws).map_err(|e| e.to_string())?);
-        }
-        let latent_shape = vec![count, c, lh, lw];
+        let count = bucket.frames as usize;
+        let draw = match self.latent {
+            LatentMode::Mean => Draw::Mean,
+            LatentMode::Sample => Draw::Sample(clipline_core::rng::SplitMix64::keyed(self.seed, sample_id).next_u64()),
+        };
+        let latent_shape = self.vae.latent_shape(count, h, w).map_err(|e| e.to_string())?.to_vec();
+        let latent = self.vae.encode(frames, count, (h, w), draw, self.batch_frames).map_err(|e| e.to_string())?;
         let mut tensors = vec![TensorRef { name: "latent", shape: latent_shape.clone(), data: TensorData::F32AsBf16(&latent) }];
         if let Some(t) = text {
             tensors.push(TensorRef { name: "text", shape: vec![t.tokens, t.width], data: TensorData::F32AsBf16(&t.values) });

@@ -97,6 +97,23 @@ fn every_clip_gets_a_video_and_an_image_sample_read_back_through_the_reader() {
 }
 
 #[test]
+fn a_causal_video_vae_encodes_whole_clips_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EMBEDDED.replace("vae = \"bundled:tiny-vae\"", "vae = \"bundled:tiny-video-vae\"");
+    let out = ingest(dir.path(), &config, &inputs(dir.path()));
+    let samples: Vec<SampleRow> = rows(&out);
+    assert!(samples.iter().any(|s| s.kind == "video" && s.frames == 17), "a clip longer than the export's 9 frames");
+    for s in &samples {
+        assert_eq!(s.status, "ok", "{:?}", s.error);
+        assert!(s.vae_id.starts_with("tiny-video-vae-"));
+        let latent_frames = if s.kind == "image" { 1 } else { 1 + (s.frames - 1) / 4 };
+        assert_eq!(s.latent_shape, vec![latent_frames, 4, s.height / 8, s.width / 8]);
+    }
+    let (ok, report) = verify(&out);
+    assert!(ok, "{report}");
+}
+
+#[test]
 fn a_flipped_bit_fails_verification_naming_the_shard_and_sample() {
     let dir = tempfile::tempdir().unwrap();
     let out = ingest(dir.path(), EMBEDDED, &inputs(dir.path()));

@@ -12,6 +12,9 @@ onnx); CI only uses the committed files.
 Writes:
   tiny-vae/model.onnx, config.json           input `sample` [B,3,H,W] in [-1,1];
                                              output `latent_parameters` [B,2C,H/f,W/f] (mean ‖ logvar)
+  tiny-video-vae/model.onnx, config.json     a causal video VAE (Wan layout): input `sample`
+                                             [B,3,9,H,W] (T fixed at 9 by the export);
+                                             output `latent_parameters` [B,2C,3,H/8,W/8]
   tiny-text-encoder/model.onnx, config.json, tokenizer.json
                                              inputs `input_ids`, `attention_mask` [B,S];
                                              output `last_hidden_state` [B,S,D]
@@ -69,6 +72,46 @@ def make_vae(out: Path) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n")
 
 
+def make_video_vae(out: Path) -> None:
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(5)
+    vae = AutoencoderKLWan(
+        base_dim=8,
+        z_dim=4,
+        dim_mult=[1, 2, 2, 2],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.1, -0.2, 0.3, 0.0],
+        latents_std=[1.5, 2.0, 0.5, 1.0],
+    ).eval()
+
+    class Encoder(torch.nn.Module):
+        """The causal encoder over a whole clip; its time loop unrolls, fixing T in the graph."""
+
+        def __init__(self, vae):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, sample):
+            return self.vae._encode(sample)
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        Encoder(vae),
+        (torch.zeros(1, 3, 9, 32, 32),),
+        str(out / "model.onnx"),
+        input_names=["sample"],
+        output_names=["latent_parameters"],
+        dynamic_axes={"sample": {0: "batch", 3: "height", 4: "width"}, "latent_parameters": {0: "batch", 3: "latent_height", 4: "latent_width"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    config = dict(vae.config)
+    config["_class_name"] = "AutoencoderKLWan"
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n")
+
+
 def make_text_encoder(out: Path, tokenizer: Path) -> None:
     from transformers import T5Config, T5EncoderModel
 
@@ -107,8 +150,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     args = parser.parse_args()
     make_vae(args.out / "tiny-vae")
+    make_video_vae(args.out / "tiny-video-vae")
     make_text_encoder(args.out / "tiny-text-encoder", args.out / "tiny-captioner" / "tokenizer.json")
-    for d in ("tiny-vae", "tiny-text-encoder"):
+    for d in ("tiny-vae", "tiny-video-vae", "tiny-text-encoder"):
         size = sum(f.stat().st_size for f in (args.out / d).iterdir())
         print(f"{d}: {size / 1e3:.0f} kB")
 

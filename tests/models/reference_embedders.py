@@ -3,6 +3,10 @@
 
     python reference_embedders.py vae MODEL_DIR FRAMES.rgb N H W
         latents [N,C,h,w] of N packed RGB frames: mean, shifted and scaled per config.json
+    python reference_embedders.py video-vae MODEL_DIR FRAMES.rgb N H W
+        latents [T',C,h,w] of one clip of N frames through a causal video VAE whose export fixes
+        T: chunks of T frames overlapping by one, the overlap's latent dropped, the last chunk
+        padded with the last frame; normalised per channel (latents_mean, latents_std)
     python reference_embedders.py text MODEL_DIR TEXT [TEXT ...]
         each text's last_hidden_state over its real tokens (no padding)
 
@@ -38,6 +42,28 @@ def vae_latents(vae, rgb: np.ndarray) -> np.ndarray:
     return (mean - (config.get("shift_factor") or 0.0)) * (config.get("scaling_factor") or 1.0)
 
 
+def video_latents(vae, rgb: np.ndarray) -> np.ndarray:
+    """Latents [T',C,h,w] of one clip [F,H,W,3] uint8."""
+    encoder, config = vae
+    t = encoder.get_inputs()[0].shape[2]
+    k = config.get("scale_factor_temporal", 4)
+    frames = len(rgb)
+    per_chunk, wanted = 1 + (t - 1) // k, 1 + (frames - 1) // k
+    kept, start = [], 0
+    while len(kept) < wanted:
+        clip = rgb[[min(i, frames - 1) for i in range(start, start + t)]]
+        pixels = (clip.astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1.0).astype(np.float32)
+        params = encoder.run(["latent_parameters"], {"sample": pixels})[0][0]
+        mean = params[: params.shape[0] // 2]
+        for f in range(0 if start == 0 else 1, per_chunk):
+            if len(kept) < wanted:
+                kept.append(mean[:, f])
+        start += t - 1
+    z = np.stack(kept)
+    shape = (1, -1, 1, 1)
+    return (z - np.array(config["latents_mean"], np.float32).reshape(shape)) / np.array(config["latents_std"], np.float32).reshape(shape)
+
+
 def text_embeddings(model: Path, texts):
     from tokenizers import Tokenizer
 
@@ -59,10 +85,10 @@ def text_embeddings(model: Path, texts):
 
 def main() -> None:
     kind, model = sys.argv[1], Path(sys.argv[2])
-    if kind == "vae":
+    if kind in ("vae", "video-vae"):
         n, h, w = map(int, sys.argv[4:7])
         rgb = np.fromfile(sys.argv[3], np.uint8).reshape(n, h, w, 3)
-        latents = vae_latents(load_vae(model), rgb)
+        latents = (vae_latents if kind == "vae" else video_latents)(load_vae(model), rgb)
         print(json.dumps({"shape": list(latents.shape), "values": latents.ravel().tolist()}))
     else:
         print(json.dumps([{"shape": list(e.shape), "values": e.ravel().tolist()} for e in text_embeddings(model, sys.argv[3:])]))
