@@ -12,7 +12,7 @@ pub mod vae;
 
 pub use buckets::{Bucket, BucketConfig, ClipShape};
 pub use text::{TextEmbedding, TextEncoder};
-pub use vae::{Draw, LatentMode, Vae, VaeLayout};
+pub use vae::{ClipFrames, Draw, LatentMode, Vae, VaeLayout};
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]

@@ -194,36 +194,58 @@ impl Vae {
     ///
     /// # Errors
     /// When the bytes do not match the frame count and size, or the model fails.
-    pub fn encode(&mut self, rgb: &[u8], frames: usize, (height, width): (usize, usize), draw: Draw, batch: usize) -> Result<Vec<f32>, EmbedError> {
-        let shape = self.latent_shape(frames, height, width)?;
-        if rgb.len() != frames * height * width * 3 {
-            return Err(EmbedError::Input(format!("{} bytes of frames for {frames} frames of {width}x{height}", rgb.len())));
+    pub fn encode(&mut self, rgb: &[u8], frames: usize, size: (usize, usize), draw: Draw, batch: usize) -> Result<Vec<f32>, EmbedError> {
+        let mut out = self.encode_clips(&[ClipFrames { rgb, frames, draw }], size, batch)?;
+        Ok(out.pop().expect("one clip in, one out"))
+    }
+
+    /// Encode several clips of one frame size; returns each one's latents [T', C, h, w].
+    /// Image VAEs fill each run with `batch` frames taken across the clips (a video's image
+    /// samples, one frame each, share runs); video VAEs run clip by clip.
+    ///
+    /// # Errors
+    /// When a clip's bytes do not match its frame count and the size, or the model fails.
+    pub fn encode_clips(&mut self, clips: &[ClipFrames<'_>], (height, width): (usize, usize), batch: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let frame = height * width * 3;
+        let mut outs = Vec::with_capacity(clips.len());
+        for clip in clips {
+            let shape = self.latent_shape(clip.frames, height, width)?;
+            if clip.rgb.len() != clip.frames * frame {
+                return Err(EmbedError::Input(format!("{} bytes of frames for {} frames of {width}x{height}", clip.rgb.len(), clip.frames)));
+            }
+            outs.push(Vec::with_capacity(shape.iter().product()));
         }
-        let mut latents = Vec::with_capacity(shape.iter().product());
         match self.layout {
             VaeLayout::Image => {
-                let frame = height * width * 3;
-                for (i, chunk) in rgb.chunks(batch.max(1) * frame).enumerate() {
-                    let n = chunk.len() / frame;
-                    let params = self.run(pixels(chunk, n, 1, height * width), &[n, 3, height, width])?;
-                    self.take(Output { params: &params, items: n, frames: 1 }, 0..1, draw, i * batch.max(1), &mut latents);
+                // Every (clip, frame) pair in order, `batch` per run.
+                let pairs: Vec<(usize, usize)> = clips.iter().enumerate().flat_map(|(c, clip)| (0..clip.frames).map(move |f| (c, f))).collect();
+                for run in pairs.chunks(batch.max(1)) {
+                    let rgb: Vec<u8> = run.iter().flat_map(|&(c, f)| &clips[c].rgb[f * frame..(f + 1) * frame]).copied().collect();
+                    let params = self.run(pixels(&rgb, run.len(), 1, height * width), &[run.len(), 3, height, width])?;
+                    let per_item = params.len() / run.len();
+                    for (item, &(c, f)) in run.iter().enumerate() {
+                        self.take(&params[item * per_item..(item + 1) * per_item], 1, 0..1, (clips[c].draw, f), &mut outs[c]);
+                    }
                 }
             }
             VaeLayout::Video { frames: t, temporal } => {
                 let per_chunk = 1 + (t - 1) / temporal;
-                let chunks = (frames - 1).div_ceil(t - 1).max(1);
-                let mut kept = 0;
-                for c in 0..chunks {
-                    let clip = padded_chunk(rgb, frames, height * width * 3, c * (t - 1), t);
-                    let params = self.run(pixels(&clip, 1, t, height * width), &[1, 3, t, height, width])?;
-                    let first = usize::from(c > 0);
-                    let wanted = (shape[0] - kept).min(per_chunk - first);
-                    self.take(Output { params: &params, items: 1, frames: per_chunk }, first..first + wanted, draw, kept, &mut latents);
-                    kept += wanted;
+                for (clip, out) in clips.iter().zip(&mut outs) {
+                    let wanted_total = 1 + (clip.frames - 1) / temporal;
+                    let chunks = (clip.frames - 1).div_ceil(t - 1).max(1);
+                    let mut kept = 0;
+                    for c in 0..chunks {
+                        let chunk = padded_chunk(clip.rgb, clip.frames, frame, c * (t - 1), t);
+                        let params = self.run(pixels(&chunk, 1, t, height * width), &[1, 3, t, height, width])?;
+                        let first = usize::from(c > 0);
+                        let wanted = (wanted_total - kept).min(per_chunk - first);
+                        self.take(&params, per_chunk, first..first + wanted, (clip.draw, kept), out);
+                        kept += wanted;
+                    }
                 }
             }
         }
-        Ok(latents)
+        Ok(outs)
     }
 
     fn run(&mut self, pixels: Vec<f32>, shape: &[usize]) -> Result<Vec<f32>, EmbedError> {
@@ -236,40 +258,41 @@ impl Vae {
         Ok(params.to_vec())
     }
 
-    /// Append latent frames `keep` of each item of `output`, as [frame, C, h, w], drawn and
-    /// normalised; `first_frame` numbers the first appended frame for the noise stream.
-    fn take(&self, output: Output<'_>, keep: std::ops::Range<usize>, draw: Draw, first_frame: usize, out: &mut Vec<f32>) {
-        let Output { params, items: n, frames: t } = output;
+    /// Append latent frames `keep` of one item's parameters [2C, t, h, w] as [frame, C, h, w],
+    /// drawn and normalised; `(draw, first_frame)` fix the noise stream of the first frame
+    /// appended (frame numbers count from the clip's first latent).
+    fn take(&self, params: &[f32], t: usize, keep: std::ops::Range<usize>, (draw, first_frame): (Draw, usize), out: &mut Vec<f32>) {
         let c = self.channels;
-        let plane = params.len() / (n * 2 * c * t);
-        for item in 0..n {
-            let base = item * 2 * c * t * plane;
-            for (k, frame) in keep.clone().enumerate() {
-                let mut noise = match draw {
-                    Draw::Mean => None,
-                    Draw::Sample(seed) => Some(Normal::new(SplitMix64::keyed(seed, &(first_frame + item + k).to_string()).next_u64())),
-                };
-                for channel in 0..c {
-                    let at = |ch: usize| base + (ch * t + frame) * plane;
-                    let (mean, logvar) = (&params[at(channel)..at(channel) + plane], &params[at(c + channel)..at(c + channel) + plane]);
-                    out.extend(mean.iter().zip(logvar).map(|(m, lv)| {
-                        let z = match &mut noise {
-                            None => *m,
-                            Some(noise) => m + (0.5 * lv.clamp(-30.0, 20.0)).exp() * noise.next(),
-                        };
-                        self.normalization.apply(channel, z)
-                    }));
-                }
+        let plane = params.len() / (2 * c * t);
+        for (k, frame) in keep.enumerate() {
+            let mut noise = match draw {
+                Draw::Mean => None,
+                Draw::Sample(seed) => Some(Normal::new(SplitMix64::keyed(seed, &(first_frame + k).to_string()).next_u64())),
+            };
+            for channel in 0..c {
+                let at = |ch: usize| (ch * t + frame) * plane;
+                let (mean, logvar) = (&params[at(channel)..at(channel) + plane], &params[at(c + channel)..at(c + channel) + plane]);
+                out.extend(mean.iter().zip(logvar).map(|(m, lv)| {
+                    let z = match &mut noise {
+                        None => *m,
+                        Some(noise) => m + (0.5 * lv.clamp(-30.0, 20.0)).exp() * noise.next(),
+                    };
+                    self.normalization.apply(channel, z)
+                }));
             }
         }
     }
 }
 
-/// A model output: `items` × [2C, `frames`, h, w] (`frames` = 1 for image VAEs).
-struct Output<'a> {
-    params: &'a [f32],
-    items: usize,
-    frames: usize,
+/// One clip to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipFrames<'a> {
+    /// Packed RGB frames.
+    pub rgb: &'a [u8],
+    /// How many.
+    pub frames: usize,
+    /// Which latent to take.
+    pub draw: Draw,
 }
 
 /// `n` clips of `t` frames of packed RGB as [n, 3, t, plane] floats in [-1, 1] (t = 1: [n,3,H,W]).

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use clipline_embedder::{Draw, EmbedError, TextEncoder, Vae, VaeLayout};
+use clipline_embedder::{ClipFrames, Draw, EmbedError, TextEncoder, Vae, VaeLayout};
 use clipline_onnx::SessionOptions;
 use half::bf16;
 
@@ -69,6 +69,20 @@ fn latents_have_the_model_s_shape_and_sampling_is_seeded() {
     assert_eq!(a, vae.encode(&frames(), 2, (32, 48), Draw::Sample(1), 1).unwrap(), "a seed fixes the sample, whatever the batch");
     assert_ne!(a, vae.encode(&frames(), 2, (32, 48), Draw::Sample(2), 16).unwrap());
     assert_ne!(a, mean);
+}
+
+#[test]
+fn clips_sharing_model_runs_get_the_latents_they_get_alone() {
+    let mut vae = vae();
+    let (two, one) = (frames(), moving(1));
+    let clips = [ClipFrames { rgb: &two, frames: 2, draw: Draw::Sample(3) }, ClipFrames { rgb: &one, frames: 1, draw: Draw::Mean }];
+    let together = vae.encode_clips(&clips, (32, 48), 16).unwrap();
+    let alone: Vec<Vec<f32>> = clips.iter().map(|c| vae.encode(c.rgb, c.frames, (32, 48), c.draw, 16).unwrap()).collect();
+    assert_eq!(together.len(), 2);
+    for (t, a) in together.iter().zip(&alone) {
+        let diff = t.iter().zip(a).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(t.len() == a.len() && diff < 1e-5, "batching changed latents by {diff}");
+    }
 }
 
 #[test]

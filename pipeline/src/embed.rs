@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use anyhow::Context;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::{SampleRow, Timestamp};
-use clipline_embedder::{bundled, Bucket, BucketConfig, Draw, LatentMode, TextEmbedding, TextEncoder, Vae};
+use clipline_embedder::{bundled, Bucket, BucketConfig, ClipFrames, Draw, LatentMode, TextEmbedding, TextEncoder, Vae};
 use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::{Device, SessionOptions};
 use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
@@ -218,17 +218,71 @@ struct Worker {
     bar: ProgressBar,
 }
 
+/// A sample's latents, or why there are none (`None`: nothing to encode).
+type Latents = Option<Result<Vec<f32>, String>>;
+
 impl Worker {
     fn run(mut self, jobs: mpsc::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
+            let ids: Vec<String> = job.inputs.iter().map(|i| self.sample_id(i)).collect();
             let texts = self.embed_texts(&job.inputs, &job.captions);
+            let latents = self.encode_latents(&job.inputs, &ids);
             let mut out = Vec::with_capacity(job.inputs.len());
-            for input in job.inputs {
+            for ((input, sample_id), latents) in job.inputs.into_iter().zip(ids).zip(latents) {
                 let text = texts.get(&input.clip_id);
-                out.push(self.sample(input, &job.captions, text));
+                out.push(self.sample(input, sample_id, latents, &job.captions, text));
                 self.bar.inc(1);
             }
             let _ = job.reply.send(out);
+        }
+    }
+
+    fn sample_id(&self, input: &EmbedInput) -> String {
+        hash_parts([self.identity.embed_hash.as_str(), &input.clip_id, input.kind.as_str()])[..32].to_string()
+    }
+
+    /// The latents of every input with a bucket and frames. Inputs of one frame size are
+    /// encoded together, so model runs are full (a video's image samples share runs); a group
+    /// that fails is retried clip by clip, so one bad clip fails alone.
+    fn encode_latents(&mut self, inputs: &[EmbedInput], ids: &[String]) -> Vec<Latents> {
+        let mut groups: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
+        for (i, input) in inputs.iter().enumerate() {
+            if let (Ok(bucket), Ok(_)) = (&input.bucket, &input.frames) {
+                groups.entry((bucket.height, bucket.width)).or_default().push(i);
+            }
+        }
+        let mut out: Vec<Latents> = vec![None; inputs.len()];
+        for ((h, w), members) in groups {
+            let clips: Vec<ClipFrames<'_>> = members
+                .iter()
+                .map(|&i| {
+                    let (Ok(bucket), Ok(rgb)) = (&inputs[i].bucket, &inputs[i].frames) else { unreachable!("grouped inputs have both") };
+                    ClipFrames { rgb, frames: bucket.frames as usize, draw: self.draw(&ids[i]) }
+                })
+                .collect();
+            let size = (h as usize, w as usize);
+            match self.vae.encode_clips(&clips, size, self.batch_frames) {
+                Ok(latents) => {
+                    for (&i, latent) in members.iter().zip(latents) {
+                        out[i] = Some(Ok(latent));
+                    }
+                }
+                Err(e) if members.len() == 1 => out[members[0]] = Some(Err(e.to_string())),
+                Err(_) => {
+                    for (&i, clip) in members.iter().zip(&clips) {
+                        let one = self.vae.encode_clips(std::slice::from_ref(clip), size, self.batch_frames);
+                        out[i] = Some(one.map(|mut l| l.pop().expect("one clip in, one out")).map_err(|e| e.to_string()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn draw(&self, sample_id: &str) -> Draw {
+        match self.latent {
+            LatentMode::Mean => Draw::Mean,
+            LatentMode::Sample => Draw::Sample(clipline_core::rng::SplitMix64::keyed(self.seed, sample_id).next_u64()),
         }
     }
 
@@ -248,8 +302,9 @@ impl Worker {
         out
     }
 
-    fn sample(&mut self, input: EmbedInput, captions: &HashMap<String, String>, text: Option<&Result<TextEmbedding, String>>) -> Embedded {
-        let sample_id = hash_parts([self.identity.embed_hash.as_str(), &input.clip_id, input.kind.as_str()])[..32].to_string();
+    /// The row and record of one sample: `skipped` without a bucket, `failed` without frames,
+    /// latents or text, else `ok` with its compressed record.
+    fn sample(&mut self, input: EmbedInput, sample_id: String, latents: Latents, captions: &HashMap<String, String>, text: Option<&Result<TextEmbedding, String>>) -> Embedded {
         let mut row = self.row(&sample_id, &input);
         let bucket = match input.bucket {
             Ok(bucket) => bucket,
@@ -259,14 +314,15 @@ impl Worker {
                 return (row, None);
             }
         };
-        let made = input.frames.and_then(|frames| {
+        let made = input.frames.and_then(|_frames| {
+            let latent = latents.unwrap_or_else(|| Err("no latents".into()))?;
             let text = match text {
                 Some(Ok(t)) => Some(t),
                 Some(Err(e)) => return Err(e.clone()),
                 None => None,
             };
             let target = Target { sample_id: &sample_id, clip_id: &input.clip_id, bucket: &bucket, caption: captions.get(&input.clip_id) };
-            self.encode(&target, &frames, text, &mut row)
+            self.record(&target, &latent, text, &mut row)
         });
         match made {
             Ok(encoded) => (row, Some(encoded)),
@@ -279,19 +335,11 @@ impl Worker {
         }
     }
 
-    /// Encode a sample's frames (and take its text embedding) into a compressed record; fills
-    /// the row's shapes.
-    fn encode(&mut self, target: &Target<'_>, frames: &[u8], text: Option<&TextEmbedding>, row: &mut SampleRow) -> Result<EncodedSample, String> {
+    /// A sample's compressed record from its latents and text embedding; fills the row's shapes.
+    fn record(&mut self, target: &Target<'_>, latent: &[f32], text: Option<&TextEmbedding>, row: &mut SampleRow) -> Result<EncodedSample, String> {
         let Target { sample_id, clip_id, bucket, caption } = *target;
-        let (h, w) = (bucket.height as usize, bucket.width as usize);
-        let count = bucket.frames as usize;
-        let draw = match self.latent {
-            LatentMode::Mean => Draw::Mean,
-            LatentMode::Sample => Draw::Sample(clipline_core::rng::SplitMix64::keyed(self.seed, sample_id).next_u64()),
-        };
-        let latent_shape = self.vae.latent_shape(count, h, w).map_err(|e| e.to_string())?.to_vec();
-        let latent = self.vae.encode(frames, count, (h, w), draw, self.batch_frames).map_err(|e| e.to_string())?;
-        let mut tensors = vec![TensorRef { name: "latent", shape: latent_shape.clone(), data: TensorData::F32AsBf16(&latent) }];
+        let latent_shape = self.vae.latent_shape(bucket.frames as usize, bucket.height as usize, bucket.width as usize).map_err(|e| e.to_string())?.to_vec();
+        let mut tensors = vec![TensorRef { name: "latent", shape: latent_shape.clone(), data: TensorData::F32AsBf16(latent) }];
         if let Some(t) = text {
             tensors.push(TensorRef { name: "text", shape: vec![t.tokens, t.width], data: TensorData::F32AsBf16(&t.values) });
             row.text_shape = vec![t.tokens as i64, t.width as i64];
