@@ -2,12 +2,12 @@
 //!
 //! Inputs are sorted, and results reach the committer in that order. Every `commit_every` videos
 //! form a chunk whose key is a hash of the settings and the chunk's sources. A chunk is committed
-//! by writing its Parquet parts (`manifests/<table>/part-<key>.parquet`) and then its marker
-//! (`manifests/_commits/<key>.json`); an object store replaces whole objects, so each file is
-//! either complete or absent.
+//! by writing its shard files (`shards/<hash>.shard`, when it has samples), its Parquet parts
+//! (`manifests/<table>/part-<key>.parquet`) and then its marker (`manifests/_commits/<key>.json`);
+//! an object store replaces whole objects, so each file is either complete or absent.
 //!
-//! On start, the markers say which sources are done; parts without a marker (a run killed
-//! between a part and its marker) are deleted, and their chunk is redone. Since outputs are
+//! On start, the markers say which sources are done; parts and shards no marker names (a run
+//! killed before its marker) are deleted, and their chunk is redone. Since outputs are
 //! deterministic and chunking restarts from the first unfinished source, a killed and restarted
 //! run ends with exactly the files of an uninterrupted one.
 //!
@@ -21,7 +21,6 @@ use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, MarkedSource, Marker, COMMITS};
 use clipline_core::manifest::{encode, CaptionRow, ClipRow, SampleRow, ShardRow, ShotRow, Table, VideoRow};
 use clipline_core::storage::Store;
-
 use clipline_shard::{ShardError, SHARDS_DIR};
 
 use crate::ingest::VideoOutcome;
@@ -104,11 +103,11 @@ pub struct Resume {
 }
 
 impl Committer {
-    /// Read the markers of `store`, check settings, delete orphaned parts.
+    /// Read the markers of `store`, check settings, delete orphaned parts and shards. Samples
+    /// go into shards through `shards` (when the run makes samples).
     ///
     /// # Errors
     /// On storage failures, unreadable markers, or markers of other settings.
-    /// Samples go into shards through `shards` (when the run makes samples).
     pub async fn open(store: Store, settings_hash: String, chunk_size: usize, shards: Option<ShardSink>) -> Result<(Self, Resume), CommitError> {
         let mut done = HashSet::new();
         let mut first_source_of = HashMap::new();

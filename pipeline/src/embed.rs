@@ -2,7 +2,9 @@
 //! compressed sample records out (the commit puts them into shards).
 //!
 //! The frames come from the clip extraction, which decodes each clip anyway: its ffmpeg
-//! process also writes the bucket's frames (subsampled, resized, centre-cropped) as raw RGB.
+//! process also writes the bucket's frames (subsampled, resized, centre-cropped) as raw RGB to
+//! a scratch file, read only when the worker encodes them (a 720p bucket of 113 frames is 300
+//! MB: the clips waiting in the queues must not hold theirs in memory).
 //! One worker thread owns the VAE and text encoder; videos hand it their clips through a
 //! bounded queue. A clip smaller or shorter than every bucket gets a `skipped` row, a clip that
 //! fails a `failed` row with the reason; the run goes on.
@@ -19,6 +21,7 @@ use clipline_onnx::{Device, SessionOptions};
 use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
+use tempfile::TempPath;
 use tokio::sync::oneshot;
 
 use crate::shards::ShardsConfig;
@@ -113,7 +116,7 @@ impl Kind {
 }
 
 /// One sample to make: its clip, bucket and frames, or why it cannot be made.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EmbedInput {
     /// The clip.
     pub clip_id: String,
@@ -121,8 +124,9 @@ pub struct EmbedInput {
     pub kind: Kind,
     /// Its bucket, or why none fits (the sample is skipped).
     pub bucket: Result<Bucket, String>,
-    /// Its frames, packed RGB at the bucket's size, or why they could not be taken.
-    pub frames: Result<Vec<u8>, String>,
+    /// The scratch file of its frames, packed RGB at the bucket's size (deleted when dropped),
+    /// or why they could not be taken.
+    pub frames: Result<TempPath, String>,
 }
 
 /// A sample row and, when it is `ok`, its compressed record.
@@ -221,6 +225,22 @@ struct Worker {
 /// A sample's latents, or why there are none (`None`: nothing to encode).
 type Latents = Option<Result<Vec<f32>, String>>;
 
+/// Frames of an input's bucket (0 without one).
+fn frames_of(input: &EmbedInput) -> usize {
+    input.bucket.as_ref().map_or(0, |b| b.frames as usize)
+}
+
+/// An input's frames from its scratch file, checked against its bucket's size and count.
+fn read_frames(input: &EmbedInput) -> Result<Vec<u8>, String> {
+    let (Ok(b), Ok(path)) = (&input.bucket, &input.frames) else { return Err("no frames".into()) };
+    let want = b.frames as usize * b.height as usize * b.width as usize * 3;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read bucket frames {}: {e}", path.display()))?;
+    if bytes.len() != want {
+        return Err(format!("ffmpeg wrote {} bytes of {}x{} frames, {} frames ({want} bytes) wanted for bucket {}", bytes.len(), b.width, b.height, b.frames, b.name));
+    }
+    Ok(bytes)
+}
+
 impl Worker {
     fn run(mut self, jobs: mpsc::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
@@ -242,36 +262,44 @@ impl Worker {
     }
 
     /// The latents of every input with a bucket and frames. Inputs of one frame size are
-    /// encoded together, so model runs are full (a video's image samples share runs); a group
-    /// that fails is retried clip by clip, so one bad clip fails alone.
+    /// encoded together, about `batch_frames` frames at a time, so model runs are full (a
+    /// video's image samples share runs); a group that fails is retried clip by clip, so one bad
+    /// clip fails alone.
     fn encode_latents(&mut self, inputs: &[EmbedInput], ids: &[String]) -> Vec<Latents> {
-        let mut groups: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
+        let mut groups: BTreeMap<(u32, u32), Vec<Vec<usize>>> = BTreeMap::new();
         for (i, input) in inputs.iter().enumerate() {
             if let (Ok(bucket), Ok(_)) = (&input.bucket, &input.frames) {
-                groups.entry((bucket.height, bucket.width)).or_default().push(i);
+                let group = groups.entry((bucket.height, bucket.width)).or_default();
+                let frames = |g: &Vec<usize>| g.iter().map(|&j| frames_of(&inputs[j])).sum::<usize>();
+                match group.last_mut() {
+                    Some(last) if frames(last) + bucket.frames as usize <= self.batch_frames => last.push(i),
+                    _ => group.push(vec![i]),
+                }
             }
         }
         let mut out: Vec<Latents> = vec![None; inputs.len()];
-        for ((h, w), members) in groups {
+        for ((h, w), members) in groups.into_iter().flat_map(|(size, groups)| groups.into_iter().map(move |g| (size, g))) {
+            let size = (h as usize, w as usize);
+            let frames: Vec<Result<Vec<u8>, String>> = members.iter().map(|&i| read_frames(&inputs[i])).collect();
             let clips: Vec<ClipFrames<'_>> = members
                 .iter()
-                .map(|&i| {
-                    let (Ok(bucket), Ok(rgb)) = (&inputs[i].bucket, &inputs[i].frames) else { unreachable!("grouped inputs have both") };
-                    ClipFrames { rgb, frames: bucket.frames as usize, draw: self.draw(&ids[i]) }
-                })
+                .zip(&frames)
+                .filter_map(|(&i, rgb)| rgb.as_ref().ok().map(|rgb| ClipFrames { rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) }))
                 .collect();
-            let size = (h as usize, w as usize);
+            let all_read = clips.len() == members.len();
             match self.vae.encode_clips(&clips, size, self.batch_frames) {
-                Ok(latents) => {
+                Ok(latents) if all_read => {
                     for (&i, latent) in members.iter().zip(latents) {
                         out[i] = Some(Ok(latent));
                     }
                 }
-                Err(e) if members.len() == 1 => out[members[0]] = Some(Err(e.to_string())),
-                Err(_) => {
-                    for (&i, clip) in members.iter().zip(&clips) {
-                        let one = self.vae.encode_clips(std::slice::from_ref(clip), size, self.batch_frames);
-                        out[i] = Some(one.map(|mut l| l.pop().expect("one clip in, one out")).map_err(|e| e.to_string()));
+                _ => {
+                    for (&i, rgb) in members.iter().zip(&frames) {
+                        out[i] = Some(rgb.clone().and_then(|rgb| {
+                            let clip = ClipFrames { rgb: &rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) };
+                            let one = self.vae.encode_clips(&[clip], size, self.batch_frames).map_err(|e| e.to_string())?;
+                            Ok(one.into_iter().next().expect("one clip in, one out"))
+                        }));
                     }
                 }
             }

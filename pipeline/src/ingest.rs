@@ -16,6 +16,7 @@ use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
 use clipline_core::storage::Store;
 use clipline_embedder::{Bucket, ClipShape};
 use image::RgbImage;
+use tempfile::TempPath;
 
 use crate::caption::ClipFrames;
 use crate::clips::{self, PlannedClip};
@@ -30,7 +31,7 @@ use crate::sources::{Fetched, Fetcher, Source};
 use crate::tools::{Limits, Tools};
 
 /// What processing one input produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct VideoOutcome {
     /// The `videos` row.
     pub video: VideoRow,
@@ -397,8 +398,10 @@ impl Ingest {
             for (k, (_, path)) in files.caption_frames.iter_mut().enumerate() {
                 *path = dir.path().join(format!("{}-caption{k}.ppm", files.name));
             }
+            // Bucket frames outlive the batch's directory: they wait in the run's scratch for
+            // the embed stage.
             for (k, frames) in files.embed_frames.iter_mut().enumerate() {
-                frames.path = dir.path().join(format!("{}-embed{k}.rgb", files.name));
+                frames.path = self.scratch.join(format!("{}-embed{k}.rgb", files.name));
             }
         }
         let seconds: f64 = batch.iter().map(|f| f.seconds).sum();
@@ -441,7 +444,7 @@ impl Ingest {
             .iter()
             .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| format!("cannot read caption frame {}: {e}", path.display())))
             .collect::<Result<_, _>>()?;
-        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, bucket: Ok(f.bucket.clone()), frames: f.read() }).collect();
+        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, bucket: Ok(f.bucket.clone()), frames: f.take() }).collect();
         Ok(WrittenClip { clip_uri, frame_uri, caption_frames, embed_inputs })
     }
 }
@@ -500,15 +503,9 @@ struct EmbedFrames {
 }
 
 impl EmbedFrames {
-    /// The frames ffmpeg wrote, checked against the bucket's size and count.
-    fn read(&self) -> Result<Vec<u8>, String> {
-        let b = &self.bucket;
-        let want = b.frames as usize * b.height as usize * b.width as usize * 3;
-        let bytes = std::fs::read(&self.path).map_err(|e| format!("cannot read bucket frames {}: {e}", self.path.display()))?;
-        if bytes.len() != want {
-            return Err(format!("ffmpeg wrote {} bytes of {}x{} frames, {} frames ({want} bytes) wanted for bucket {}", bytes.len(), b.width, b.height, b.frames, b.name));
-        }
-        Ok(bytes)
+    /// The scratch file ffmpeg wrote, now owned by the sample (deleted when it is dropped).
+    fn take(&self) -> Result<TempPath, String> {
+        TempPath::try_from_path(&self.path).map_err(|e| format!("ffmpeg wrote no bucket frames to {}: {e}", self.path.display()))
     }
 }
 
