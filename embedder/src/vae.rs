@@ -220,8 +220,8 @@ impl Vae {
                 // Every (clip, frame) pair in order, `batch` per run.
                 let pairs: Vec<(usize, usize)> = clips.iter().enumerate().flat_map(|(c, clip)| (0..clip.frames).map(move |f| (c, f))).collect();
                 for run in pairs.chunks(batch.max(1)) {
-                    let rgb: Vec<u8> = run.iter().flat_map(|&(c, f)| &clips[c].rgb[f * frame..(f + 1) * frame]).copied().collect();
-                    let params = self.run(pixels(&rgb, run.len(), 1, height * width), &[run.len(), 3, height, width])?;
+                    let rgb: Vec<&[u8]> = run.iter().map(|&(c, f)| &clips[c].rgb[f * frame..(f + 1) * frame]).collect();
+                    let params = self.run(pixels(&rgb, 1, height * width), &[run.len(), 3, height, width])?;
                     let per_item = params.len() / run.len();
                     for (item, &(c, f)) in run.iter().enumerate() {
                         self.take(&params[item * per_item..(item + 1) * per_item], 1, 0..1, (clips[c].draw, f), &mut outs[c]);
@@ -236,7 +236,7 @@ impl Vae {
                     let mut kept = 0;
                     for c in 0..chunks {
                         let chunk = padded_chunk(clip.rgb, clip.frames, frame, c * (t - 1), t);
-                        let params = self.run(pixels(&chunk, 1, t, height * width), &[1, 3, t, height, width])?;
+                        let params = self.run(pixels(&chunk, t, height * width), &[1, 3, t, height, width])?;
                         let first = usize::from(c > 0);
                         let wanted = (wanted_total - kept).min(per_chunk - first);
                         self.take(&params, per_chunk, first..first + wanted, (clip.draw, kept), out);
@@ -295,10 +295,13 @@ pub struct ClipFrames<'a> {
     pub draw: Draw,
 }
 
-/// `n` clips of `t` frames of packed RGB as [n, 3, t, plane] floats in [-1, 1] (t = 1: [n,3,H,W]).
-fn pixels(rgb: &[u8], n: usize, t: usize, plane: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * 3 * t * plane];
-    for (index, frame) in rgb.chunks_exact(plane * 3).enumerate() {
+/// Packed RGB frames, `t` per clip in clip order, as [clips, 3, t, plane] floats in [-1, 1]
+/// (t = 1: [clips, 3, H, W]).
+fn pixels(frames: &[&[u8]], t: usize, plane: usize) -> Vec<f32> {
+    // A byte's value in [-1, 1], computed as onnxruntime-python references do (v / 127.5 - 1).
+    let table: [f32; 256] = std::array::from_fn(|v| v as f32 / 127.5 - 1.0);
+    let mut out = vec![0f32; frames.len() * 3 * plane];
+    for (index, frame) in frames.iter().enumerate() {
         let (item, time) = (index / t, index % t);
         // This frame's red, green and blue planes lie `t * plane` apart.
         let red = (item * 3 * t + time) * plane;
@@ -306,22 +309,17 @@ fn pixels(rgb: &[u8], n: usize, t: usize, plane: usize) -> Vec<f32> {
         let (g, b) = rest.split_at_mut(t * plane);
         let (r, g, b) = (&mut r[..plane], &mut g[..plane], &mut b[..plane]);
         for (((px, r), g), b) in frame.chunks_exact(3).zip(r).zip(g).zip(b) {
-            *r = f32::from(px[0]) / 127.5 - 1.0;
-            *g = f32::from(px[1]) / 127.5 - 1.0;
-            *b = f32::from(px[2]) / 127.5 - 1.0;
+            *r = table[usize::from(px[0])];
+            *g = table[usize::from(px[1])];
+            *b = table[usize::from(px[2])];
         }
     }
     out
 }
 
 /// Frames `[start, start + t)` of a clip, the last frame repeated past its end.
-fn padded_chunk(rgb: &[u8], frames: usize, frame_bytes: usize, start: usize, t: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(t * frame_bytes);
-    for i in start..start + t {
-        let f = i.min(frames - 1);
-        out.extend_from_slice(&rgb[f * frame_bytes..(f + 1) * frame_bytes]);
-    }
-    out
+fn padded_chunk(rgb: &[u8], frames: usize, frame_bytes: usize, start: usize, t: usize) -> Vec<&[u8]> {
+    (start..start + t).map(|i| i.min(frames - 1)).map(|f| &rgb[f * frame_bytes..(f + 1) * frame_bytes]).collect()
 }
 
 /// A seeded standard normal stream (Box-Muller over splitmix64): the same seed gives the same
@@ -370,7 +368,8 @@ mod tests {
     fn pixels_are_channels_first_with_time_inside_channels() {
         // Two clips of two frames of one pixel: values say clip, frame and channel.
         let rgb: Vec<u8> = (0..2).flat_map(|clip| (0..2).flat_map(move |t| (0..3).map(move |c| (100 * clip + 10 * t + c) as u8))).collect();
-        let p = pixels(&rgb, 2, 2, 1);
+        let frames: Vec<&[u8]> = rgb.chunks(3).collect();
+        let p = pixels(&frames, 2, 1);
         let back: Vec<u8> = p.iter().map(|v| ((v + 1.0) * 127.5).round() as u8).collect();
         assert_eq!(back, vec![0, 10, 1, 11, 2, 12, 100, 110, 101, 111, 102, 112]);
     }
@@ -378,6 +377,6 @@ mod tests {
     #[test]
     fn a_chunk_past_the_clip_repeats_its_last_frame() {
         let rgb = [1u8, 2, 3];
-        assert_eq!(padded_chunk(&rgb, 3, 1, 1, 4), vec![2, 3, 3, 3]);
+        assert_eq!(padded_chunk(&rgb, 3, 1, 1, 4).concat(), vec![2, 3, 3, 3]);
     }
 }

@@ -178,9 +178,9 @@ def accuracy(model, bank, tokenizer, rng, frames, n=128):
     return sum(t.strip() == caption(s) for t, s in zip(texts, chosen)) / n
 
 
-def train(model, processor, tokenizer, steps, seed):
+def train(model, processor, tokenizer, steps, seed, bank_size):
     rng = random.Random(seed)
-    bank, held_out = FrameBank(processor, seed, 48), FrameBank(processor, seed + 1, 8)
+    bank, held_out = FrameBank(processor, seed, bank_size), FrameBank(processor, seed + 1, 8)
     torch.manual_seed(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps, pct_start=0.1)
@@ -217,7 +217,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "tiny-captioner")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--image", type=int, default=96, help="input side of the ViT (patches of 8)")
+    parser.add_argument("--image", type=int, default=64, help="input side of the ViT (patches of 8)")
+    parser.add_argument("--bank", type=int, default=48, help="training frames drawn per scene")
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,7 +228,7 @@ def main():
         processor.save_pretrained(hf)
         model = build_model(tokenizer, args.image)
         print(f"parameters: {sum(p.numel() for p in model.parameters())}", flush=True)
-        train(model, processor, tokenizer, args.steps, args.seed)
+        train(model, processor, tokenizer, args.steps, args.seed, args.bank)
         model.save_pretrained(hf)
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ["tokenizer.json", "preprocessor_config.json", "config.json", "generation_config.json"]:
