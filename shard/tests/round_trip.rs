@@ -30,7 +30,10 @@ fn encode(encoder: &mut SampleEncoder, i: u32) -> (clipline_shard::EncodedSample
     (sample, values, text)
 }
 
-fn write(planes: bool, count: u32, limit: u64) -> (Vec<FinishedShard>, Vec<(Vec<f32>, Vec<bf16>)>) {
+/// Each sample's latent values (f32, before bf16 rounding) and text values.
+type Written = Vec<(Vec<f32>, Vec<bf16>)>;
+
+fn write(planes: bool, count: u32, limit: u64) -> (Vec<FinishedShard>, Written) {
     let dir = tempfile::tempdir().unwrap();
     let mut encoder = SampleEncoder::new(3, planes).unwrap();
     let mut writer = ShardWriter::new(dir.path(), limit);

@@ -29,6 +29,40 @@ from pathlib import Path
 import torch
 
 
+class VaeEncoder(torch.nn.Module):
+    """A VAE's encoding half, returning the latent distribution's parameters (mean ‖ log-variance
+    along channels) as optimum's vae_encoder export does; `encode(vae, sample)` is the model's
+    own path to them."""
+
+    def __init__(self, vae, encode):
+        super().__init__()
+        self.vae = vae
+        self.encode = encode
+
+    def forward(self, sample):
+        return self.encode(self.vae, sample)
+
+
+def export_vae(vae, encode, example: torch.Tensor, out: Path) -> None:
+    """Export `encode(vae, sample)` with `sample` -> `latent_parameters`, height and width dynamic (the time
+    axis of a video VAE is fixed by its unrolled loop), and the model's config beside it."""
+    spatial = {example.dim() - 2: "height", example.dim() - 1: "width"}
+    out.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        VaeEncoder(vae, encode),
+        (example,),
+        str(out / "model.onnx"),
+        input_names=["sample"],
+        output_names=["latent_parameters"],
+        dynamic_axes={"sample": {0: "batch", **spatial}, "latent_parameters": {0: "batch", **spatial}},
+        opset_version=17,
+        dynamo=False,
+    )
+    config = dict(vae.config)
+    config["_class_name"] = type(vae).__name__
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n")
+
+
 def make_vae(out: Path) -> None:
     from diffusers import AutoencoderKL
 
@@ -45,31 +79,7 @@ def make_vae(out: Path) -> None:
         sample_size=64,
         scaling_factor=0.18215,
     ).eval()
-
-    class Encoder(torch.nn.Module):
-        """The encoder half, returning the latent distribution's parameters as optimum does."""
-
-        def __init__(self, vae):
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, sample):
-            return self.vae.quant_conv(self.vae.encoder(sample))
-
-    out.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        Encoder(vae),
-        (torch.zeros(1, 3, 64, 64),),
-        str(out / "model.onnx"),
-        input_names=["sample"],
-        output_names=["latent_parameters"],
-        dynamic_axes={"sample": {0: "batch", 2: "height", 3: "width"}, "latent_parameters": {0: "batch", 2: "latent_height", 3: "latent_width"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    config = dict(vae.config)
-    config["_class_name"] = "AutoencoderKL"
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n")
+    export_vae(vae, lambda v, sample: v.quant_conv(v.encoder(sample)), torch.zeros(1, 3, 64, 64), out)
 
 
 def make_video_vae(out: Path) -> None:
@@ -85,31 +95,8 @@ def make_video_vae(out: Path) -> None:
         latents_mean=[0.1, -0.2, 0.3, 0.0],
         latents_std=[1.5, 2.0, 0.5, 1.0],
     ).eval()
-
-    class Encoder(torch.nn.Module):
-        """The causal encoder over a whole clip; its time loop unrolls, fixing T in the graph."""
-
-        def __init__(self, vae):
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, sample):
-            return self.vae._encode(sample)
-
-    out.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        Encoder(vae),
-        (torch.zeros(1, 3, 9, 32, 32),),
-        str(out / "model.onnx"),
-        input_names=["sample"],
-        output_names=["latent_parameters"],
-        dynamic_axes={"sample": {0: "batch", 3: "height", 4: "width"}, "latent_parameters": {0: "batch", 3: "latent_height", 4: "latent_width"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    config = dict(vae.config)
-    config["_class_name"] = "AutoencoderKLWan"
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n")
+    # The causal encoder over a whole clip; its time loop unrolls, fixing T = 9 in the graph.
+    export_vae(vae, lambda v, sample: v._encode(sample), torch.zeros(1, 3, 9, 32, 32), out)
 
 
 def make_text_encoder(out: Path, tokenizer: Path) -> None:
