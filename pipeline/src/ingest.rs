@@ -1,5 +1,6 @@
 //! One video through the ingest stages: fetch → probe → analysis decode with shot detection and
-//! scores → clip plan and filters → clip files and middle frames → manifest rows.
+//! scores → clip plan and filters → clip files, middle frames, caption frames and bucket frames
+//! → manifest rows (captions and samples are added by the model stages after it).
 //!
 //! Nothing here fails the run: whatever goes wrong with an input becomes its `videos` row's
 //! status and reason, and a clip whose files cannot be written keeps its row with status
