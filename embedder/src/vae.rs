@@ -97,6 +97,8 @@ pub struct Vae {
     pub downsample: usize,
     /// Image or video.
     pub layout: VaeLayout,
+    /// Height and width when the graph fixes them.
+    fixed_size: [Option<usize>; 2],
     normalization: Normalization,
 }
 
@@ -159,8 +161,10 @@ impl Vae {
         {
             return Err(EmbedError::Onnx(session.signature_error(format!("its export takes {frames} frames, not 1 + {temporal}k"))));
         }
+        let side = |i: usize| shape.get(i).and_then(|&d| usize::try_from(d).ok()).filter(|&d| d > 0);
         Ok(Self {
             model_id: clipline_onnx::model_dir::model_id(dir, &[&model]).map_err(EmbedError::ModelFiles)?,
+            fixed_size: [side(shape.len() - 2), side(shape.len() - 1)],
             normalization: Normalization::from_config(&config, channels, &config_path)?,
             session,
             channels,
@@ -172,9 +176,10 @@ impl Vae {
     /// Latent shape [T', C, h, w] of `frames` frames of `height × width`.
     ///
     /// # Errors
-    /// When the sides are not multiples of the downsampling factor, or (video VAEs) the frame
-    /// count is not 1 + k·m.
+    /// When the sides are not multiples of the downsampling factor or not the size the graph
+    /// was exported for, or (video VAEs) the frame count is not 1 + k·m.
     pub fn latent_shape(&self, frames: usize, height: usize, width: usize) -> Result<[usize; 4], EmbedError> {
+        fixed_size_fits(self.fixed_size, height, width).map_err(|e| EmbedError::Input(format!("{}: {e}", self.model_id)))?;
         let f = self.downsample;
         if !height.is_multiple_of(f) || !width.is_multiple_of(f) || frames == 0 {
             return Err(EmbedError::Input(format!("{frames} frames of {width}x{height} do not fit {}: sides must be multiples of {f}", self.model_id)));
@@ -284,6 +289,19 @@ impl Vae {
     }
 }
 
+/// Whether frames of `height × width` fit a graph whose height and width may be fixed.
+fn fixed_size_fits([fixed_h, fixed_w]: [Option<usize>; 2], height: usize, width: usize) -> Result<(), String> {
+    if fixed_h.is_some_and(|h| h != height) || fixed_w.is_some_and(|w| w != width) {
+        let side = |d: Option<usize>| d.map_or("any".to_string(), |d| d.to_string());
+        return Err(format!(
+            "its graph takes frames of {}x{} only, the bucket's are {width}x{height}: export it with dynamic height and width, or use buckets of its size",
+            side(fixed_w),
+            side(fixed_h)
+        ));
+    }
+    Ok(())
+}
+
 /// One clip to encode.
 #[derive(Debug, Clone, Copy)]
 pub struct ClipFrames<'a> {
@@ -348,7 +366,16 @@ impl Normal {
 
 #[cfg(test)]
 mod tests {
-    use super::{padded_chunk, pixels, Normal};
+    use super::{fixed_size_fits, padded_chunk, pixels, Normal};
+
+    #[test]
+    fn a_graph_exported_for_one_size_refuses_others_naming_both() {
+        assert!(fixed_size_fits([None, None], 144, 256).is_ok());
+        assert!(fixed_size_fits([Some(512), Some(512)], 512, 512).is_ok());
+        let err = fixed_size_fits([Some(512), Some(512)], 144, 256).unwrap_err();
+        assert!(err.contains("512x512") && err.contains("256x144"), "{err}");
+        assert!(fixed_size_fits([Some(144), None], 144, 1000).is_ok());
+    }
 
     #[test]
     fn the_noise_stream_is_standard_normal_and_reproducible() {
