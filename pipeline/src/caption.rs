@@ -7,7 +7,6 @@
 //! model's batches. A batch that fails is retried clip by clip, so one bad clip gets a `failed`
 //! row with the reason and the others their captions.
 
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,7 +17,8 @@ use clipline_onnx::{Device, SessionOptions};
 use image::RgbImage;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+
+use crate::model_queue::ModelQueue;
 
 /// `[caption]`: the captioning model, its prompt, the frames it sees, generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,15 +105,9 @@ pub struct ClipFrames {
     pub frames: Vec<RgbImage>,
 }
 
-struct Job {
-    clips: Vec<ClipFrames>,
-    reply: oneshot::Sender<Vec<CaptionRow>>,
-}
-
 /// The running stage.
 pub struct CaptionStage {
-    queue: mpsc::SyncSender<Job>,
-    bar: ProgressBar,
+    queue: ModelQueue<ClipFrames, CaptionRow>,
     /// `name@hash` of the model.
     pub model_id: String,
     /// Hash of prompt, frame positions and generation settings.
@@ -143,11 +137,10 @@ impl CaptionStage {
         .with_context(|| format!("cannot load caption model {}", model_dir.display()))?;
         let model_id = captioner.model_id.clone();
         tracing::info!(model = %model_id, prompt = %prompt_hash, "caption model loaded");
-        let (queue, jobs) = mpsc::sync_channel(4);
         let positions = positions_text(&config.frame_positions);
-        let worker = Worker { captioner, jobs, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone(), bar: bar.clone() };
-        std::thread::Builder::new().name("captioner".into()).spawn(move || worker.run()).context("cannot start the caption thread")?;
-        Ok(Self { queue, bar, model_id, prompt_hash })
+        let mut worker = Worker { captioner, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone() };
+        let queue = ModelQueue::start("captioner", config.batch_size, bar, move |clips| worker.caption(&clips))?;
+        Ok(Self { queue, model_id, prompt_hash })
     }
 
     /// Caption a video's clips (waits while the queue is full).
@@ -155,14 +148,7 @@ impl CaptionStage {
     /// # Errors
     /// When the worker has stopped.
     pub async fn caption(&self, clips: Vec<ClipFrames>) -> anyhow::Result<Vec<CaptionRow>> {
-        if clips.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.bar.inc_length(clips.len() as u64);
-        let (reply, rows) = oneshot::channel();
-        let queue = self.queue.clone();
-        tokio::task::spawn_blocking(move || queue.send(Job { clips, reply })).await?.ok().context("the caption worker stopped")?;
-        rows.await.context("the caption worker stopped")
+        self.queue.submit(clips).await
     }
 }
 
@@ -172,36 +158,16 @@ fn positions_text(positions: &[f64]) -> String {
 
 struct Worker {
     captioner: Captioner,
-    jobs: mpsc::Receiver<Job>,
     batch_size: usize,
     positions: String,
     model_id: String,
     prompt_hash: String,
-    bar: ProgressBar,
 }
 
 impl Worker {
-    fn run(mut self) {
-        while let Ok(first) = self.jobs.recv() {
-            let mut jobs = vec![first];
-            while jobs.iter().map(|j| j.clips.len()).sum::<usize>() < self.batch_size {
-                match self.jobs.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            let counts: Vec<usize> = jobs.iter().map(|j| j.clips.len()).collect();
-            let clips: Vec<ClipFrames> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.clips)).collect();
-            let mut rows = Vec::with_capacity(clips.len());
-            for batch in clips.chunks(self.batch_size) {
-                rows.extend(self.caption_batch(batch));
-                self.bar.inc(batch.len() as u64);
-            }
-            let mut rows = rows.into_iter();
-            for (job, count) in jobs.into_iter().zip(counts) {
-                let _ = job.reply.send(rows.by_ref().take(count).collect());
-            }
-        }
+    /// Rows for clips gathered from several videos, `batch_size` per model batch.
+    fn caption(&mut self, clips: &[ClipFrames]) -> Vec<CaptionRow> {
+        clips.chunks(self.batch_size).flat_map(|batch| self.caption_batch(batch)).collect()
     }
 
     /// Rows for a batch; a failed batch is retried clip by clip to find the bad one.

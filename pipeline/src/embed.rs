@@ -10,7 +10,6 @@
 //! fails a `failed` row with the reason; the run goes on.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc;
 
 use anyhow::Context;
 use clipline_core::ids::hash_parts;
@@ -22,8 +21,8 @@ use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tempfile::TempPath;
-use tokio::sync::oneshot;
 
+use crate::model_queue::ModelQueue;
 use crate::shards::ShardsConfig;
 
 /// `[embed]`: the models, the latent taken, the buckets.
@@ -127,21 +126,16 @@ pub struct EmbedInput {
     /// The scratch file of its frames, packed RGB at the bucket's size (deleted when dropped),
     /// or why they could not be taken.
     pub frames: Result<TempPath, String>,
+    /// The clip's caption (set by the stage from the video's caption rows).
+    pub caption: Option<String>,
 }
 
 /// A sample row and, when it is `ok`, its compressed record.
 pub type Embedded = (SampleRow, Option<EncodedSample>);
 
-struct Job {
-    inputs: Vec<EmbedInput>,
-    captions: HashMap<String, String>,
-    reply: oneshot::Sender<Vec<Embedded>>,
-}
-
 /// The running stage.
 pub struct EmbedStage {
-    queue: mpsc::SyncSender<Job>,
-    bar: ProgressBar,
+    queue: ModelQueue<EmbedInput, Embedded>,
 }
 
 /// Ids and settings every sample row records.
@@ -180,10 +174,9 @@ impl EmbedStage {
         };
         tracing::info!(vae = %identity.vae_id, text_encoder = %identity.text_encoder_id, settings = %identity.embed_hash, "embedding models loaded");
         let encoder = SampleEncoder::new(shards.zstd_level, shards.byte_planes).context("zstd refused the level")?;
-        let worker = Worker { vae, text, encoder, identity, latent: config.latent, seed: config.seed, batch_frames: config.batch_frames, bar: bar.clone() };
-        let (queue, jobs) = mpsc::sync_channel(4);
-        std::thread::Builder::new().name("embedder".into()).spawn(move || worker.run(jobs)).context("cannot start the embed thread")?;
-        Ok(Self { queue, bar })
+        let mut worker = Worker { vae, text, encoder, identity, latent: config.latent, seed: config.seed, batch_frames: config.batch_frames };
+        let queue = ModelQueue::start("embedder", config.batch_frames, bar, move |inputs| worker.embed(inputs))?;
+        Ok(Self { queue })
     }
 
     /// Make a video's samples; `captions` maps clip ids to their captions (waits while the
@@ -191,15 +184,11 @@ impl EmbedStage {
     ///
     /// # Errors
     /// When the worker has stopped.
-    pub async fn embed(&self, inputs: Vec<EmbedInput>, captions: HashMap<String, String>) -> anyhow::Result<Vec<Embedded>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
+    pub async fn embed(&self, mut inputs: Vec<EmbedInput>, captions: HashMap<String, String>) -> anyhow::Result<Vec<Embedded>> {
+        for input in &mut inputs {
+            input.caption = captions.get(&input.clip_id).cloned();
         }
-        self.bar.inc_length(inputs.len() as u64);
-        let (reply, rows) = oneshot::channel();
-        let queue = self.queue.clone();
-        tokio::task::spawn_blocking(move || queue.send(Job { inputs, captions, reply })).await?.ok().context("the embed worker stopped")?;
-        rows.await.context("the embed worker stopped")
+        self.queue.submit(inputs).await
     }
 }
 
@@ -219,7 +208,6 @@ struct Worker {
     latent: LatentMode,
     seed: u64,
     batch_frames: usize,
-    bar: ProgressBar,
 }
 
 /// A sample's latents, or why there are none (`None`: nothing to encode).
@@ -242,19 +230,21 @@ fn read_frames(input: &EmbedInput) -> Result<Vec<u8>, String> {
 }
 
 impl Worker {
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
-            let ids: Vec<String> = job.inputs.iter().map(|i| self.sample_id(i)).collect();
-            let texts = self.embed_texts(&job.inputs, &job.captions);
-            let latents = self.encode_latents(&job.inputs, &ids);
-            let mut out = Vec::with_capacity(job.inputs.len());
-            for ((input, sample_id), latents) in job.inputs.into_iter().zip(ids).zip(latents) {
+    /// Samples of inputs gathered from several videos: caption embeddings in one model run,
+    /// latents in full runs per frame size, then one record each.
+    fn embed(&mut self, inputs: Vec<EmbedInput>) -> Vec<Embedded> {
+        let ids: Vec<String> = inputs.iter().map(|i| self.sample_id(i)).collect();
+        let texts = self.embed_texts(&inputs);
+        let latents = self.encode_latents(&inputs, &ids);
+        inputs
+            .into_iter()
+            .zip(ids)
+            .zip(latents)
+            .map(|((input, sample_id), latents)| {
                 let text = texts.get(&input.clip_id);
-                out.push(self.sample(input, sample_id, latents, &job.captions, text));
-                self.bar.inc(1);
-            }
-            let _ = job.reply.send(out);
-        }
+                self.sample(input, sample_id, latents, text)
+            })
+            .collect()
     }
 
     fn sample_id(&self, input: &EmbedInput) -> String {
@@ -314,15 +304,18 @@ impl Worker {
         }
     }
 
-    /// Each clip's caption embedding (one model run for the video's clips), or why there is none.
-    fn embed_texts(&mut self, inputs: &[EmbedInput], captions: &HashMap<String, String>) -> HashMap<String, Result<TextEmbedding, String>> {
+    /// Each clip's caption embedding (one model run for all the clips), or why there is none.
+    fn embed_texts(&mut self, inputs: &[EmbedInput]) -> HashMap<String, Result<TextEmbedding, String>> {
         let Some(encoder) = &mut self.text else { return HashMap::new() };
-        let mut clips: Vec<&str> = inputs.iter().filter(|i| i.bucket.is_ok() && i.frames.is_ok()).map(|i| i.clip_id.as_str()).collect();
+        let mut clips: Vec<(&str, Option<&str>)> =
+            inputs.iter().filter(|i| i.bucket.is_ok() && i.frames.is_ok()).map(|i| (i.clip_id.as_str(), i.caption.as_deref())).collect();
         clips.sort_unstable();
         clips.dedup();
-        let (with, without): (Vec<&str>, Vec<&str>) = clips.into_iter().partition(|c| captions.contains_key(*c));
-        let mut out: HashMap<String, Result<TextEmbedding, String>> = without.iter().map(|c| (c.to_string(), Err("no caption to embed (its caption failed)".to_string()))).collect();
-        let texts: Vec<&str> = with.iter().map(|c| captions[*c].as_str()).collect();
+        let (with, without): (Vec<_>, Vec<_>) = clips.into_iter().partition(|(_, caption)| caption.is_some());
+        let mut out: HashMap<String, Result<TextEmbedding, String>> =
+            without.iter().map(|(c, _)| (c.to_string(), Err("no caption to embed (its caption failed)".to_string()))).collect();
+        let texts: Vec<&str> = with.iter().filter_map(|(_, caption)| *caption).collect();
+        let with: Vec<&str> = with.iter().map(|(c, _)| *c).collect();
         match encoder.encode(&texts) {
             Ok(embeddings) => out.extend(with.iter().map(|c| c.to_string()).zip(embeddings.into_iter().map(Ok))),
             Err(e) => out.extend(with.iter().map(|c| (c.to_string(), Err(format!("text encoder: {e}"))))),
@@ -332,7 +325,7 @@ impl Worker {
 
     /// The row and record of one sample: `skipped` without a bucket, `failed` without frames,
     /// latents or text, else `ok` with its compressed record.
-    fn sample(&mut self, input: EmbedInput, sample_id: String, latents: Latents, captions: &HashMap<String, String>, text: Option<&Result<TextEmbedding, String>>) -> Embedded {
+    fn sample(&mut self, input: EmbedInput, sample_id: String, latents: Latents, text: Option<&Result<TextEmbedding, String>>) -> Embedded {
         let mut row = self.row(&sample_id, &input);
         let bucket = match input.bucket {
             Ok(bucket) => bucket,
@@ -349,7 +342,7 @@ impl Worker {
                 Some(Err(e)) => return Err(e.clone()),
                 None => None,
             };
-            let target = Target { sample_id: &sample_id, clip_id: &input.clip_id, bucket: &bucket, caption: captions.get(&input.clip_id) };
+            let target = Target { sample_id: &sample_id, clip_id: &input.clip_id, bucket: &bucket, caption: input.caption.as_ref() };
             self.record(&target, &latent, text, &mut row)
         });
         match made {

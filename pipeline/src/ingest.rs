@@ -355,7 +355,7 @@ impl Ingest {
                     };
                     wanted.push(EmbedFrames { kind, bucket, first, path: PathBuf::new() });
                 }
-                Err(reason) => skipped.push(EmbedInput { clip_id: row.clip_id.clone(), kind, bucket: Err(reason), frames: Err(String::new()) }),
+                Err(reason) => skipped.push(EmbedInput { clip_id: row.clip_id.clone(), kind, bucket: Err(reason), frames: Err(String::new()), caption: None }),
             }
         }
         wanted
@@ -445,7 +445,7 @@ impl Ingest {
             .iter()
             .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| format!("cannot read caption frame {}: {e}", path.display())))
             .collect::<Result<_, _>>()?;
-        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, bucket: Ok(f.bucket.clone()), frames: f.take() }).collect();
+        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, bucket: Ok(f.bucket.clone()), frames: f.take(), caption: None }).collect();
         Ok(WrittenClip { clip_uri, frame_uri, caption_frames, embed_inputs })
     }
 }

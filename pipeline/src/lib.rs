@@ -21,6 +21,7 @@ pub mod extract;
 pub mod ingest;
 pub mod logging;
 pub mod malloc;
+pub mod model_queue;
 pub mod probe;
 pub mod run;
 pub mod runtime;
