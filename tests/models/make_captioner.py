@@ -71,8 +71,7 @@ MASKS = {s: sprite_mask(s) for s in SHAPES}
 
 
 def draw(shape: str, colour: str, background: str, rng: random.Random) -> Image.Image:
-    """One frame: the sprite somewhere on the demo's elliptic paths, sometimes mid-fade, then a
-    lossy round trip."""
+    """One frame: the sprite somewhere on the demo's elliptic paths, then a lossy round trip."""
     frame = np.empty((HEIGHT, WIDTH, 3), np.uint8)
     frame[:] = COLOURS[background]
     cx, cy = (WIDTH - SPRITE) // 2, (HEIGHT - SPRITE) // 2
@@ -82,9 +81,6 @@ def draw(shape: str, colour: str, background: str, rng: random.Random) -> Image.
     x, y = min(max(x, 0), WIDTH - SPRITE), min(max(y, 0), HEIGHT - SPRITE)
     region = frame[y : y + SPRITE, x : x + SPRITE]
     region[MASKS[shape]] = COLOURS[colour]
-    if rng.random() < 0.25:
-        # Part of a fade from or to black, as the demo's shots start and end.
-        frame = (frame.astype(np.float32) * rng.uniform(0.25, 1.0)).astype(np.uint8)
     image = Image.fromarray(frame)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=rng.randint(70, 95))
