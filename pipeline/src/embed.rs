@@ -276,20 +276,23 @@ impl Worker {
                 .zip(&frames)
                 .filter_map(|(&i, rgb)| rgb.as_ref().ok().map(|rgb| ClipFrames { rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) }))
                 .collect();
-            let all_read = clips.len() == members.len();
-            match self.vae.encode_clips(&clips, size, self.batch_frames) {
-                Ok(latents) if all_read => {
+            // A group with unreadable frames, or whose run fails, goes clip by clip.
+            let together = if clips.len() == members.len() { self.vae.encode_clips(&clips, size, self.batch_frames).ok() } else { None };
+            match together {
+                Some(latents) => {
                     for (&i, latent) in members.iter().zip(latents) {
                         out[i] = Some(Ok(latent));
                     }
                 }
-                _ => {
+                None => {
                     for (&i, rgb) in members.iter().zip(&frames) {
-                        out[i] = Some(rgb.clone().and_then(|rgb| {
-                            let clip = ClipFrames { rgb: &rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) };
-                            let one = self.vae.encode_clips(&[clip], size, self.batch_frames).map_err(|e| e.to_string())?;
-                            Ok(one.into_iter().next().expect("one clip in, one out"))
-                        }));
+                        out[i] = Some(match rgb {
+                            Ok(rgb) => {
+                                let clip = ClipFrames { rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) };
+                                self.vae.encode_clips(&[clip], size, self.batch_frames).map(|one| one.into_iter().next().expect("one clip in, one out")).map_err(|e| e.to_string())
+                            }
+                            Err(e) => Err(e.clone()),
+                        });
                     }
                 }
             }
@@ -400,5 +403,35 @@ impl Worker {
             error: None,
             created_at: Timestamp::now(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(bytes: &[u8]) -> (tempfile::TempDir, EmbedInput) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-embed0.rgb");
+        std::fs::write(&path, bytes).unwrap();
+        let bucket = Bucket { name: "64p-9f-1:1".into(), height: 16, width: 16, frames: 9, stride: 1 };
+        let input = EmbedInput { clip_id: "c".into(), kind: Kind::Video, bucket: Ok(bucket), frames: TempPath::try_from_path(&path).map_err(|e| e.to_string()), caption: None };
+        (dir, input)
+    }
+
+    #[test]
+    fn frames_of_the_wrong_size_are_refused_naming_the_bucket() {
+        let (_dir, short) = input(&[0; 100]);
+        let err = read_frames(&short).unwrap_err();
+        assert!(err.contains("100 bytes") && err.contains("64p-9f-1:1") && err.contains("6912"), "{err}");
+        let (_dir, whole) = input(&[7; 9 * 16 * 16 * 3]);
+        assert_eq!(read_frames(&whole).unwrap().len(), 6912);
+    }
+
+    #[test]
+    fn scratch_frames_are_deleted_with_their_input() {
+        let (dir, whole) = input(&[7; 9 * 16 * 16 * 3]);
+        drop(whole);
+        assert!(!dir.path().join("c-embed0.rgb").exists());
     }
 }
