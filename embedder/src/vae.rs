@@ -212,14 +212,14 @@ impl Vae {
     /// When a clip's bytes do not match its frame count and the size, or the model fails.
     pub fn encode_clips(&mut self, clips: &[ClipFrames<'_>], (height, width): (usize, usize), batch: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let frame = height * width * 3;
-        let mut outs = Vec::with_capacity(clips.len());
+        let mut shapes = Vec::with_capacity(clips.len());
         for clip in clips {
-            let shape = self.latent_shape(clip.frames, height, width)?;
+            shapes.push(self.latent_shape(clip.frames, height, width)?);
             if clip.rgb.len() != clip.frames * frame {
                 return Err(EmbedError::Input(format!("{} bytes of frames for {} frames of {width}x{height}", clip.rgb.len(), clip.frames)));
             }
-            outs.push(Vec::with_capacity(shape.iter().product()));
         }
+        let mut outs: Vec<Vec<f32>> = shapes.iter().map(|s| Vec::with_capacity(s.iter().product())).collect();
         match self.layout {
             VaeLayout::Image => {
                 // Every (clip, frame) pair in order, `batch` per run.
@@ -235,8 +235,8 @@ impl Vae {
             }
             VaeLayout::Video { frames: t, temporal } => {
                 let per_chunk = 1 + (t - 1) / temporal;
-                for (clip, out) in clips.iter().zip(&mut outs) {
-                    let wanted_total = 1 + (clip.frames - 1) / temporal;
+                for ((clip, out), shape) in clips.iter().zip(&mut outs).zip(&shapes) {
+                    let wanted_total = shape[0];
                     let chunks = (clip.frames - 1).div_ceil(t - 1).max(1);
                     let mut kept = 0;
                     for c in 0..chunks {

@@ -21,7 +21,7 @@ use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, MarkedSource, Marker, COMMITS};
 use clipline_core::manifest::{encode, CaptionRow, ClipRow, SampleRow, ShardRow, ShotRow, Table, VideoRow};
 use clipline_core::storage::Store;
-use clipline_shard::{ShardError, SHARDS_DIR};
+use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
 
 use crate::ingest::VideoOutcome;
 use crate::shards::ShardSink;
@@ -182,15 +182,16 @@ impl Committer {
             Some(sink) => sink.write_chunk(embedded).await?,
             None => Default::default(),
         };
-        self.count_samples(&samples, &shards.rows);
+        self.count_samples(&samples, &shards);
         let mut parts = HashMap::new();
         self.put_part(&key, &videos, &mut parts).await?;
         self.put_part(&key, &shots, &mut parts).await?;
         self.put_part(&key, &clips, &mut parts).await?;
         self.put_part(&key, &captions, &mut parts).await?;
         self.put_part(&key, &samples, &mut parts).await?;
-        self.put_part(&key, &shards.rows, &mut parts).await?;
-        let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts, shards: shards.keys };
+        self.put_part(&key, &shards, &mut parts).await?;
+        let shards = shards.iter().map(|s| shard_key(&s.shard)).collect();
+        let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts, shards };
         let json = serde_json::to_vec_pretty(&marker).expect("marker serialises");
         self.store.put(&format!("{COMMITS}/{key}.json"), Bytes::from(json)).await?;
         tracing::debug!(chunk = %key, videos = videos.len(), "committed");

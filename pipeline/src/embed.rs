@@ -139,7 +139,6 @@ pub struct EmbedStage {
 }
 
 /// Ids and settings every sample row records.
-#[derive(Clone)]
 struct Identity {
     vae_id: String,
     text_encoder_id: String,

@@ -183,7 +183,7 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
         }
         Cmd::Shards(ShardsCmd::Verify { output }) => {
             let store = Store::open(&output).with_context(|| format!("cannot open {output}"))?;
-            let bar = progress.add(indicatif::ProgressBar::no_length().with_message("verifying shards"));
+            let bar = clipline_pipeline::runtime::stage_bar(progress, "verify", "shards");
             let verification = verify::verify_output(&store, &bar).await?;
             bar.finish_and_clear();
             println!("{verification}");

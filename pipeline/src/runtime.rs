@@ -14,6 +14,18 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
 
+/// A progress bar in the stages' style (name, bar, count, rate, ETA), added to `progress`.
+pub fn stage_bar(progress: &MultiProgress, name: &str, unit: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!(
+        "{{prefix:>8}} [{{bar:28.cyan/blue}}] {{pos:>6}}/{{len:6}} {unit} {{per_sec:>12}} eta {{eta:>4}} {{msg}}"
+    ))
+    .expect("valid progress template")
+    .progress_chars("=> ");
+    let bar = progress.add(ProgressBar::new(0).with_style(style).with_prefix(name.to_string()));
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
 /// One stage of the dataflow.
 pub struct Stage {
     permits: Semaphore,
@@ -23,14 +35,7 @@ pub struct Stage {
 
 impl Stage {
     fn new(progress: &MultiProgress, name: &str, limit: usize, unit: &str) -> Self {
-        let style = ProgressStyle::with_template(&format!(
-            "{{prefix:>8}} [{{bar:28.cyan/blue}}] {{pos:>6}}/{{len:6}} {unit} {{per_sec:>12}} eta {{eta:>4}} {{msg}}"
-        ))
-        .expect("valid progress template")
-        .progress_chars("=> ");
-        let bar = progress.add(ProgressBar::new(0).with_style(style).with_prefix(name.to_string()));
-        bar.enable_steady_tick(Duration::from_millis(250));
-        Self { permits: Semaphore::new(limit.max(1)), bar }
+        Self { permits: Semaphore::new(limit.max(1)), bar: stage_bar(progress, name, unit) }
     }
 
     /// Run `work` once a place in the stage is free; counts one item done.

@@ -12,7 +12,7 @@ use std::path::Path;
 use clipline_core::manifest::{SampleRow, ShardRow, Timestamp};
 use clipline_core::storage::Store;
 use clipline_shard::format::checksum_hex;
-use clipline_shard::{EncodedSample, FinishedShard, ShardError, ShardWriter, SHARDS_DIR};
+use clipline_shard::{shard_key, EncodedSample, FinishedShard, ShardError, ShardWriter};
 use serde::{Deserialize, Serialize};
 
 /// `[shards]`: how samples are stored.
@@ -51,15 +51,6 @@ impl ShardsConfig {
     }
 }
 
-/// What a chunk's shards came to.
-#[derive(Debug, Default)]
-pub struct ChunkShards {
-    /// Keys of the uploaded shard files.
-    pub keys: Vec<String>,
-    /// Their rows.
-    pub rows: Vec<ShardRow>,
-}
-
 /// Writes the samples of commit chunks into shards on the output store.
 pub struct ShardSink {
     store: Store,
@@ -73,12 +64,13 @@ impl ShardSink {
         Self { store, writer: ShardWriter::new(scratch, config.target_mib << 20), level: config.zstd_level }
     }
 
-    /// Put a chunk's samples into shards, upload them, and fill in the rows' locations.
-    /// A sample that cannot be placed (larger than a shard) fails its row with the reason.
+    /// Put a chunk's samples into shards, upload them, and fill in the rows' locations; returns
+    /// the sample rows and the rows of the shards uploaded. A sample that cannot be placed
+    /// (larger than a shard) fails its row with the reason.
     ///
     /// # Errors
     /// When a shard cannot be staged or uploaded.
-    pub async fn write_chunk(&mut self, samples: Vec<(SampleRow, Option<EncodedSample>)>) -> Result<(Vec<SampleRow>, ChunkShards), ShardError> {
+    pub async fn write_chunk(&mut self, samples: Vec<(SampleRow, Option<EncodedSample>)>) -> Result<(Vec<SampleRow>, Vec<ShardRow>), ShardError> {
         let mut rows = Vec::with_capacity(samples.len());
         let mut finished = Vec::new();
         for (mut row, encoded) in samples {
@@ -96,10 +88,9 @@ impl ShardSink {
         }
         finished.extend(tokio::task::block_in_place(|| self.writer.finish())?);
         let mut by_id: HashMap<String, usize> = rows.iter().enumerate().map(|(i, r)| (r.sample_id.clone(), i)).collect();
-        let mut chunk = ChunkShards::default();
+        let mut shard_rows = Vec::with_capacity(finished.len());
         for shard in finished {
-            let key = format!("{SHARDS_DIR}/{}", shard.name);
-            self.store.put_file(&key, &shard.file).await?;
+            self.store.put_file(&shard_key(&shard.name), &shard.file).await?;
             for placed in &shard.samples {
                 if let Some(i) = by_id.remove(&placed.sample_id) {
                     let row = &mut rows[i];
@@ -110,10 +101,9 @@ impl ShardSink {
                     row.checksum = Some(checksum_hex(placed.checksum));
                 }
             }
-            chunk.rows.push(self.shard_row(&shard));
-            chunk.keys.push(key);
+            shard_rows.push(self.shard_row(&shard));
         }
-        Ok((rows, chunk))
+        Ok((rows, shard_rows))
     }
 
     fn shard_row(&self, shard: &FinishedShard) -> ShardRow {

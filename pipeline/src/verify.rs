@@ -1,7 +1,7 @@
 //! `clipline shards verify OUTPUT`: read every committed shard and check every byte against
 //! the checksums, and every committed sample against where the manifest says it is.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use clipline_core::manifest::commits::{markers, read_committed};
@@ -67,10 +67,8 @@ pub async fn verify_output(store: &Store, bar: &ProgressBar) -> clipline_core::R
         }
         bar.inc(1);
     }
-    let mut orphans: BTreeMap<String, usize> = BTreeMap::new();
-    for (shard, rows) in by_shard {
-        orphans.insert(shard, rows.len());
-    }
+    let mut orphans: Vec<(String, usize)> = by_shard.into_iter().map(|(shard, rows)| (shard, rows.len())).collect();
+    orphans.sort();
     for (shard, n) in orphans {
         v.problems.push(format!("shard {shard}: {n} committed samples point at it, but no commit names it under {SHARDS_DIR}/"));
     }

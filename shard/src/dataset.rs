@@ -7,7 +7,7 @@ use clipline_core::manifest::SampleRow;
 use clipline_core::storage::Store;
 
 use crate::sample::{Expected, Sample, SampleDecoder};
-use crate::{ShardError, SHARDS_DIR};
+use crate::{shard_key, ShardError};
 
 /// Where a sample's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct Location {
 pub struct Dataset {
     store: Store,
     rows: Vec<SampleRow>,
-    by_id: HashMap<String, (usize, Location)>,
+    by_id: HashMap<String, Location>,
 }
 
 impl Dataset {
@@ -39,8 +39,8 @@ impl Dataset {
     pub async fn open(store: Store) -> Result<Self, ShardError> {
         let rows = read_committed::<SampleRow>(&store).await?;
         let mut by_id = HashMap::new();
-        for (i, row) in rows.iter().enumerate().filter(|(_, r)| r.status == "ok") {
-            by_id.insert(row.sample_id.clone(), (i, location(row).map_err(|message| ShardError::Sample { sample: row.sample_id.clone(), message })?));
+        for row in rows.iter().filter(|r| r.status == "ok") {
+            by_id.insert(row.sample_id.clone(), location(row).map_err(|message| ShardError::Sample { sample: row.sample_id.clone(), message })?);
         }
         Ok(Self { store, rows, by_id })
     }
@@ -57,12 +57,7 @@ impl Dataset {
 
     /// Where a sample is.
     pub fn location(&self, sample_id: &str) -> Option<&Location> {
-        self.by_id.get(sample_id).map(|(_, l)| l)
-    }
-
-    /// The manifest row of a readable sample.
-    pub fn row(&self, sample_id: &str) -> Option<&SampleRow> {
-        self.by_id.get(sample_id).map(|(i, _)| &self.rows[*i])
+        self.by_id.get(sample_id)
     }
 
     /// Read, verify and decode one sample with one ranged read.
@@ -71,8 +66,7 @@ impl Dataset {
     /// When it is not in the dataset, cannot be read, or fails verification.
     pub async fn read(&self, sample_id: &str, decoder: &mut SampleDecoder) -> Result<Sample, ShardError> {
         let loc = self.location(sample_id).ok_or_else(|| ShardError::NotFound { sample: sample_id.into(), dataset: self.store.uri().into() })?;
-        let key = format!("{SHARDS_DIR}/{}", loc.shard);
-        let frame = self.store.get_range(&key, loc.offset..loc.offset + loc.length).await?;
+        let frame = self.store.get_range(&shard_key(&loc.shard), loc.offset..loc.offset + loc.length).await?;
         let short = frame.len() as u64 != loc.length;
         if short {
             return Err(ShardError::BadSample { shard: loc.shard.clone(), sample: sample_id.into(), message: format!("read {} bytes of {}: the shard is truncated", frame.len(), loc.length) });

@@ -27,6 +27,11 @@ pub use writer::{EncodedSample, FinishedShard, Placed, SampleEncoder, ShardWrite
 /// Directory of shard files under an output root.
 pub const SHARDS_DIR: &str = "shards";
 
+/// The key of shard file `name` under an output root.
+pub fn shard_key(name: &str) -> String {
+    format!("{SHARDS_DIR}/{name}")
+}
+
 /// What went wrong writing or reading shards. Every variant names the shard or sample.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -121,11 +121,6 @@ impl ShardWriter {
         Self { dir: dir.to_path_buf(), limit, open: None }
     }
 
-    /// Whether a shard is open (has samples not yet in a finished shard).
-    pub fn is_open(&self) -> bool {
-        self.open.is_some()
-    }
-
     /// Add a sample; returns the shard it closed to make room, if any.
     ///
     /// # Errors
