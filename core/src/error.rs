@@ -69,6 +69,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the object asked for does not exist (as opposed to the store failing).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Storage { source: object_store::Error::NotFound { .. }, .. })
+    }
+
     pub(crate) fn parquet(what: impl Into<String>, err: impl fmt::Display) -> Self {
         Error::Parquet { what: what.into(), message: err.to_string() }
     }

@@ -42,6 +42,8 @@ pub enum Bench {
     },
     /// Shard sizes and speeds on the samples of an output, against fp32 `.npy` files.
     Shards(crate::bench_shards::ShardsBench),
+    /// The streaming loader over whole epochs, cold and warm; prints JSON with samples/s and MB/s.
+    Loader(crate::bench_loader::LoaderBench),
     /// The caption model loop alone (encoder, then greedy decoding with the KV cache) on
     /// preprocessed frames; prints JSON with clips/s and tokens/s.
     CaptionLoop {
@@ -86,6 +88,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         }
         Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
         Bench::Shards(bench) => crate::bench_shards::run(&bench),
+        Bench::Loader(bench) => crate::bench_loader::run(&bench),
     }
 }
 

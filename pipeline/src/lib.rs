@@ -7,6 +7,7 @@
 //! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
 
 pub mod bench;
+pub mod bench_loader;
 pub mod bench_shards;
 pub mod caption;
 pub mod clips;

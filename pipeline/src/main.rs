@@ -12,6 +12,9 @@ use clipline_pipeline::runtime::{progress_display, Cancel};
 use clipline_pipeline::sources::{discover, Fetcher};
 use clipline_pipeline::tools::Tools;
 use clipline_core::storage::Store;
+use clipline_shard::loader::{DryRun, Plan};
+use clipline_shard::Dataset;
+use clipline_trainer::{train, RunOptions, TrainConfig};
 use clipline_pipeline::{bench, demo, doctor, probe, verify};
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
@@ -50,6 +53,33 @@ enum Cmd {
     /// Shard tools.
     #[command(subcommand)]
     Shards(ShardsCmd),
+    /// Dry-run a training config's buckets on a dataset: samples and full batches per bucket,
+    /// steps per epoch at a world size, and loud warnings for buckets that yield no batch.
+    Buckets {
+        /// The training config (see configs/train-tiny.toml).
+        config: PathBuf,
+        /// The dataset: a pipeline output (path, file://, s3://).
+        #[arg(long)]
+        data: String,
+        /// Ranks that would read it together.
+        #[arg(long, default_value_t = 1)]
+        world_size: usize,
+    },
+    /// Train the STDiT model on a dataset's shards; resumes from the newest checkpoint in the
+    /// run directory.
+    Train {
+        /// The training config (see configs/train-tiny.toml).
+        config: PathBuf,
+        /// The dataset: a pipeline output (path, file://, s3://).
+        #[arg(long)]
+        data: String,
+        /// Where metrics.jsonl, checkpoints and diagnostics go.
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Stop at this step (the schedule still spans train.steps of the config).
+        #[arg(long)]
+        steps: Option<u64>,
+    },
     /// Make synthetic videos with known shots and run the pipeline on them.
     Demo {
         /// Local output directory (inputs are written to OUTPUT/inputs).
@@ -188,6 +218,24 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
             bar.finish_and_clear();
             println!("{verification}");
             Ok(if verification.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Cmd::Buckets { config, data, world_size } => {
+            let config = TrainConfig::load(&config)?;
+            let dataset = Dataset::open(Store::open(&data).with_context(|| format!("cannot open {data}"))?).await?;
+            let selection = config.data.select(dataset.rows());
+            let held_out = selection.validation.len();
+            let plan = Plan::new(config.data.seed, selection.train, &config.data.batch_size);
+            let dry_run = DryRun::new(&plan, world_size, config.optim.grad_accum, held_out);
+            print!("{dry_run}");
+            Ok(if dry_run.batches() == 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Cmd::Train { config, data, run_dir, steps } => {
+            let config = TrainConfig::load(&config)?;
+            let options = RunOptions { data, run_dir, stop_at: steps, progress: progress.add(indicatif::ProgressBar::new(0)) };
+            let handle = tokio::runtime::Handle::current();
+            let summary = tokio::task::spawn_blocking(move || train(&config, &options, &handle)).await??;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Doctor { output } => Ok(if doctor::doctor(output.as_deref()).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Cmd::Demo { output } => {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use clipline_core::manifest::commits::read_committed;
 use clipline_core::manifest::SampleRow;
+use bytes::Bytes;
 use clipline_core::storage::Store;
 
 use crate::sample::{Expected, Sample, SampleDecoder};
@@ -66,12 +67,32 @@ impl Dataset {
     /// When it is not in the dataset, cannot be read, or fails verification.
     pub async fn read(&self, sample_id: &str, decoder: &mut SampleDecoder) -> Result<Sample, ShardError> {
         let loc = self.location(sample_id).ok_or_else(|| ShardError::NotFound { sample: sample_id.into(), dataset: self.store.uri().into() })?;
+        let frame = self.frame(sample_id, loc).await?;
+        decoder.decode(&frame, loc.expected(sample_id))
+    }
+
+    /// The compressed frame of a sample, with one ranged read, checked for length.
+    ///
+    /// # Errors
+    /// When the shard cannot be read or ends before the frame does.
+    pub async fn frame(&self, sample_id: &str, loc: &Location) -> Result<Bytes, ShardError> {
         let frame = self.store.get_range(&shard_key(&loc.shard), loc.offset..loc.offset + loc.length).await?;
-        let short = frame.len() as u64 != loc.length;
-        if short {
+        if frame.len() as u64 != loc.length {
             return Err(ShardError::BadSample { shard: loc.shard.clone(), sample: sample_id.into(), message: format!("read {} bytes of {}: the shard is truncated", frame.len(), loc.length) });
         }
-        decoder.decode(&frame, Expected { shard: &loc.shard, sample: sample_id, check_id: true, checksum: loc.checksum, raw_length: loc.raw_length })
+        Ok(frame)
+    }
+
+    /// The store the dataset lives in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Location {
+    /// What decoding sample `sample_id` from this location must find.
+    pub fn expected<'a>(&'a self, sample_id: &'a str) -> Expected<'a> {
+        Expected { shard: &self.shard, sample: sample_id, check_id: true, checksum: self.checksum, raw_length: self.raw_length }
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod dataset;
 pub mod format;
+pub mod loader;
 pub mod record;
 pub mod sample;
 pub mod verify;

@@ -4,19 +4,18 @@
 use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
 use serde_json::Value;
 
-use crate::support::{clipline, count_frames, output, rows};
+use crate::support::{count_frames, demo, rows};
 
 #[test]
 fn demo_finds_every_known_shot_and_writes_exact_clips() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = output(clipline().args(["demo", "--output"]).arg(dir.path()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let demo = demo();
+    let stdout = &demo.stdout;
     assert!(stdout.contains("clipline run completed"), "{stdout}");
+    let dir = &demo.dir;
 
-    let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.path().join("inputs/truth.json")).unwrap()).unwrap();
-    let shots: Vec<ShotRow> = rows(dir.path());
-    let videos: Vec<VideoRow> = rows(dir.path());
+    let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.as_path().join("inputs/truth.json")).unwrap()).unwrap();
+    let shots: Vec<ShotRow> = rows(dir.as_path());
+    let videos: Vec<VideoRow> = rows(dir.as_path());
     for video in &truth {
         let file = video["file"].as_str().unwrap();
         let row = videos.iter().find(|v| v.source_uri.ends_with(&format!("/{file}"))).unwrap();
@@ -41,7 +40,7 @@ fn demo_finds_every_known_shot_and_writes_exact_clips() {
         }
     }
 
-    let clips: Vec<ClipRow> = rows(dir.path());
+    let clips: Vec<ClipRow> = rows(dir.as_path());
     assert!(clips.iter().all(|c| (15..=200).contains(&c.num_frames)));
     let ok: Vec<&ClipRow> = clips.iter().filter(|c| c.status == "ok").collect();
     assert!(ok.len() >= 7, "{} ok clips", ok.len());
@@ -60,15 +59,14 @@ fn demo_finds_every_known_shot_and_writes_exact_clips() {
 /// clips, so this checks 80% until a better-trained model replaces it.
 #[test]
 fn demo_captions_the_known_shapes() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = output(clipline().args(["demo", "--output"]).arg(dir.path()));
-    assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let demo = demo();
+    let stdout = &demo.stdout;
+    let dir = &demo.dir;
     assert!(stdout.contains("captions:") && stdout.contains("samples:") && stdout.contains("captions,samples,shards,runs"), "{stdout}");
 
-    let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.path().join("inputs/truth.json")).unwrap()).unwrap();
-    let clips: Vec<ClipRow> = rows(dir.path());
-    let captions: Vec<CaptionRow> = rows(dir.path());
+    let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.as_path().join("inputs/truth.json")).unwrap()).unwrap();
+    let clips: Vec<ClipRow> = rows(dir.as_path());
+    let captions: Vec<CaptionRow> = rows(dir.as_path());
     let ok_clips = clips.iter().filter(|c| c.status == "ok").count();
     assert_eq!(captions.len(), ok_clips, "one caption per clip that was not filtered");
     assert!(captions.iter().all(|c| c.status == "ok" && c.model_id.starts_with("tiny-captioner-") && c.prompt_hash.len() == 16));

@@ -12,4 +12,5 @@ mod resume;
 mod s3;
 mod shards;
 mod storage;
+mod train;
 mod support;

@@ -32,6 +32,41 @@ pub fn ingest(dir: &Path, config: &str, input: &Path) -> PathBuf {
     out_dir
 }
 
+/// A finished `clipline demo` run.
+pub struct Demo {
+    /// Its output directory.
+    pub dir: PathBuf,
+    /// What it printed.
+    pub stdout: String,
+}
+
+/// The demo, run once per test process into the target's scratch directory and shared by the
+/// tests that read it (they must not change it); panics with stderr unless it succeeds.
+pub fn demo() -> &'static Demo {
+    static DEMO: std::sync::OnceLock<Demo> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-demo");
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = output(clipline().args(["demo", "--output"]).arg(&dir));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        Demo { dir, stdout }
+    })
+}
+
+/// Copy a directory tree (a dataset a test is about to damage).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// Run ffmpeg with `args` (after `-y -v error`), panicking with its stderr on failure.
 pub fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg").args(["-hide_banner", "-nostdin", "-y", "-v", "error"]).args(args).output().expect("ffmpeg runs");

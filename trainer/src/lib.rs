@@ -1,1 +1,23 @@
-//! The streaming loader and the STDiT trainer: not built yet; see issue 5.
+//! The clipline trainer: an STDiT latent diffusion transformer trained with rectified flow on
+//! the precomputed shards, fed by the streaming loader of `clipline-shard`.
+//!
+//! It is built on burn: the one maintained Rust framework here whose CUDA backend builds
+//! without a CUDA toolkit (CubeCL loads the driver and NVRTC at run time), so GPU binaries
+//! are built on machines without one; its Flex CPU backend trains in CI. candle's CUDA build
+//! needs `nvcc`.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod clip;
+pub mod config;
+pub mod data;
+pub mod ema;
+pub mod metrics_log;
+pub mod model;
+pub mod objective;
+pub mod schedule;
+pub mod train;
+pub mod watchdog;
+
+pub use config::TrainConfig;
+pub use train::{train, RunOptions, Summary};
