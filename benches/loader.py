@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark `loader`: samples/s and MB/s delivered to a training loop by clipline's streaming
 loader, MosaicML Streaming and WebDataset, reading the same latents, from local disk and from an
-S3 server (moto) on 127.0.0.1, shuffling, with a cold first epoch (nothing cached locally) and a
-warm second one.
+S3 server (moto) on 127.0.0.1, shuffling, with a cold first epoch (nothing cached locally) and
+warm later ones (three, taken together).
 
 The latents come from a pipeline output (`--data`): clipline reads its shards; the script exports
 every sample's tensors (`clipline bench loader --export`) and writes them as MDS shards (zstd, as
@@ -27,6 +27,8 @@ from pathlib import Path
 from common import CLIPLINE, need_clipline
 
 BUCKET = "bench"
+# Epoch 0 is cold (nothing cached locally); the later ones together are the warm figure.
+EPOCHS = 4
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -52,7 +54,7 @@ def start_s3():
 
 def upload(endpoint, local_dir, prefix):
     import boto3
-    s3 = boto3.client("s3", endpoint_url=endpoint, **{"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"})
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     try:
         s3.create_bucket(Bucket=BUCKET)
     except s3.exceptions.BucketAlreadyOwnedByYou:
@@ -60,6 +62,12 @@ def upload(endpoint, local_dir, prefix):
     for path in Path(local_dir).rglob("*"):
         if path.is_file() and ".staging" not in path.parts:
             s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local_dir)}")
+
+
+def presigned(endpoint, prefix, names):
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    return [s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{prefix}/{name}"}, ExpiresIn=3600) for name in names]
 
 
 def convert(export_dir, mds_dir, wds_dir):
@@ -115,13 +123,13 @@ def run_mosaic(source, workers, batch, epochs, scratch):
 def run_webdataset(source, workers, batch, epochs, scratch, endpoint):
     import torch
     import webdataset as wds
-    shards = sorted(p.name for p in Path(source).iterdir()) if not source.startswith("s3://") else json.loads(os.environ["CLIPLINE_WDS_SHARDS"])
     if source.startswith("s3://"):
-        key = source[len("s3://"):]
-        urls = [f"pipe:curl -s -f {endpoint}/{key}/{name}" for name in shards]
+        # Presigned URLs streamed by curl: WebDataset's documented way to read object storage.
+        urls = [f"pipe:curl -s -f '{url}'" for url in json.loads(os.environ["CLIPLINE_WDS_URLS"])]
         cache = str(scratch / "wds-cache")
+        os.makedirs(cache, exist_ok=True)
     else:
-        urls = [str(Path(source) / name) for name in shards]
+        urls = [str(p) for p in sorted(Path(source).iterdir())]
         cache = None
 
     ds = wds.WebDataset(urls, shardshuffle=len(urls), cache_dir=cache, empty_check=False, seed=0).shuffle(1000).map(decode_wds).batched(batch, collation_fn=collate_sizes)
@@ -150,11 +158,11 @@ def run_clipline(source, batch, epochs, scratch, env):
 
 def child(args):
     """One loader, one source, one worker count, in this process; prints its epochs as JSON."""
-    scratch = Path(args.scratch)
+    scratch, workers = Path(args.scratch), int(args.workers)
     if args.peer == "mosaic":
-        result = run_mosaic(args.source, args.workers, args.batch, 2, scratch)
+        result = run_mosaic(args.source, workers, args.batch, EPOCHS, scratch)
     else:
-        result = run_webdataset(args.source, args.workers, args.batch, 2, scratch, args.endpoint)
+        result = run_webdataset(args.source, workers, args.batch, EPOCHS, scratch, args.endpoint)
     print(json.dumps(result))
 
 
@@ -184,7 +192,7 @@ def main():
             upload(endpoint, Path(args.data), "clipline")
             upload(endpoint, tmp / "mds", "mds")
             upload(endpoint, tmp / "wds", "wds")
-            env["CLIPLINE_WDS_SHARDS"] = json.dumps(sorted(p.name for p in (tmp / "wds").iterdir()))
+            env["CLIPLINE_WDS_URLS"] = json.dumps(presigned(endpoint, "wds", sorted(p.name for p in (tmp / "wds").iterdir())))
             sources = {"local": {"clipline": args.data, "mosaic": str(tmp / "mds"), "wds": str(tmp / "wds")},
                        "s3": {"clipline": f"s3://{BUCKET}/clipline", "mosaic": f"s3://{BUCKET}/mds", "wds": f"s3://{BUCKET}/wds"}}
             rows = []
@@ -193,7 +201,7 @@ def main():
                 for name, workers, peer in runs:
                     scratch = Path(tempfile.mkdtemp(dir=tmp))
                     if peer is None:
-                        epochs = run_clipline(paths[name], args.batch, 2, scratch, env)
+                        epochs = run_clipline(paths[name], args.batch, EPOCHS, scratch, env)
                     else:
                         cmd = [sys.executable, __file__, "--peer", peer, "--source", paths[name], "--workers", str(workers), "--batch", str(args.batch), "--scratch", str(scratch), "--endpoint", endpoint]
                         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -209,7 +217,10 @@ def main():
     print(f"{'source':<6} {'loader':<10} {'workers':>8} {'cold samples/s':>15} {'cold MB/s':>10} {'warm samples/s':>15} {'warm MB/s':>10}")
     best = {}
     for where, name, workers, epochs in rows:
-        cold, warm = epochs[0], epochs[-1]
+        cold = epochs[0]
+        later = epochs[1:]
+        secs = sum(e["seconds"] for e in later)
+        warm = {"samples_per_s": sum(e["samples"] for e in later) / secs, "mb_per_s": sum(e["mb_per_s"] * e["seconds"] for e in later) / secs}
         print(f"{where:<6} {name:<10} {workers!s:>8} {cold['samples_per_s']:>15.1f} {cold['mb_per_s']:>10.1f} {warm['samples_per_s']:>15.1f} {warm['mb_per_s']:>10.1f}")
         for phase, e in (("cold", cold), ("warm", warm)):
             key = (where, name, phase)

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use clipline_core::manifest::commits::read_committed;
-use clipline_core::manifest::SampleRow;
+use clipline_core::manifest::{SampleRow, ShardRow};
 use bytes::Bytes;
 use clipline_core::storage::Store;
 
@@ -30,6 +30,7 @@ pub struct Dataset {
     store: Store,
     rows: Vec<SampleRow>,
     by_id: HashMap<String, Location>,
+    shard_bytes: HashMap<String, u64>,
 }
 
 impl Dataset {
@@ -43,7 +44,8 @@ impl Dataset {
         for row in rows.iter().filter(|r| r.status == "ok") {
             by_id.insert(row.sample_id.clone(), location(row).map_err(|message| ShardError::Sample { sample: row.sample_id.clone(), message })?);
         }
-        Ok(Self { store, rows, by_id })
+        let shard_bytes = read_committed::<ShardRow>(&store).await?.into_iter().map(|r| (r.shard, r.bytes.max(0) as u64)).collect();
+        Ok(Self { store, rows, by_id, shard_bytes })
     }
 
     /// Every committed row, whatever its status.
@@ -76,11 +78,28 @@ impl Dataset {
     /// # Errors
     /// When the shard cannot be read or ends before the frame does.
     pub async fn frame(&self, sample_id: &str, loc: &Location) -> Result<Bytes, ShardError> {
-        let frame = self.store.get_range(&shard_key(&loc.shard), loc.offset..loc.offset + loc.length).await?;
-        if frame.len() as u64 != loc.length {
-            return Err(ShardError::BadSample { shard: loc.shard.clone(), sample: sample_id.into(), message: format!("read {} bytes of {}: the shard is truncated", frame.len(), loc.length) });
+        self.range(&loc.shard, loc.offset..loc.offset + loc.length).await.map_err(|e| match e {
+            ShardError::Corrupt { shard, message } => ShardError::BadSample { shard, sample: sample_id.into(), message },
+            other => other,
+        })
+    }
+
+    /// Bytes `range` of shard `shard`, with one ranged read, checked for length.
+    ///
+    /// # Errors
+    /// When the shard cannot be read or ends before the range does.
+    pub async fn range(&self, shard: &str, range: std::ops::Range<u64>) -> Result<Bytes, ShardError> {
+        let want = range.end - range.start;
+        let bytes = self.store.get_range(&shard_key(shard), range).await?;
+        if bytes.len() as u64 != want {
+            return Err(ShardError::corrupt(shard, format!("read {} bytes of {want}: the shard is truncated", bytes.len())));
         }
-        Ok(frame)
+        Ok(bytes)
+    }
+
+    /// The size of a committed shard, from the `shards` table.
+    pub fn shard_bytes(&self, shard: &str) -> Option<u64> {
+        self.shard_bytes.get(shard).copied()
     }
 
     /// The store the dataset lives in.

@@ -11,7 +11,7 @@ use clipline_shard::loader::{Batch, DataConfig, Loader, LoaderConfig, Plan, Rank
 use clipline_shard::Dataset;
 use serde_json::Value;
 
-use crate::support::{clipline, copy_tree, demo, output};
+use crate::support::{clipline, copy_tree, demo, output, tree, S3Server};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/train-tiny.toml");
 
@@ -89,9 +89,11 @@ fn the_watchdog_stops_a_step_over_its_limit_with_diagnostics() {
     assert!(report["context"].as_str().unwrap().contains("bucket"), "{report}");
 }
 
-fn open(dir: &Path) -> (Arc<Dataset>, Arc<Plan>) {
+/// The dataset at `dir`, or in `store` when given, planned with the tiny config's batch sizes.
+fn open(dir: &Path, store: Option<Store>) -> (Arc<Dataset>, Arc<Plan>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dataset = rt.block_on(Dataset::open(Store::open(dir.to_str().unwrap()).unwrap())).unwrap();
+    let store = store.unwrap_or_else(|| Store::open(dir.to_str().unwrap()).unwrap());
+    let dataset = rt.block_on(Dataset::open(store)).unwrap();
     let config: DataConfig = toml::from_str("[batch_size]\ndefault = 2\n\"96p-1f\" = 3").unwrap();
     let plan = Plan::new(7, config.select(dataset.rows()).train, &config.batch_size);
     (Arc::new(dataset), Arc::new(plan))
@@ -103,7 +105,7 @@ fn ids(batch: &Batch) -> Vec<String> {
 
 #[test]
 fn loader_order_after_resuming_on_another_world_size_is_the_uninterrupted_order() {
-    let (dataset, plan) = open(&demo().dir);
+    let (dataset, plan) = open(&demo().dir, None);
     let config = LoaderConfig::default();
     let mut single = Loader::start(dataset.clone(), plan.clone(), Rank::SINGLE, None, &config).unwrap();
     let uninterrupted: Vec<Vec<String>> = (0..15).map(|_| ids(&single.next_batch().unwrap())).collect();
@@ -132,7 +134,7 @@ fn corrupt_samples_are_skipped_and_counted_and_the_cache_serves_a_later_epoch() 
     let data = dir.path().join("data");
     copy_tree(&demo().dir.join("manifests"), &data.join("manifests"));
     copy_tree(&demo().dir.join("shards"), &data.join("shards"));
-    let (dataset, plan) = open(&data);
+    let (dataset, plan) = open(&data, None);
 
     // Damage one byte of the first sample of the first batch.
     let (_, first) = &plan.epoch(0)[0];
@@ -143,10 +145,8 @@ fn corrupt_samples_are_skipped_and_counted_and_the_cache_serves_a_later_epoch() 
     bytes[(loc.offset + loc.length / 2) as usize] ^= 0x10;
     std::fs::write(&shard, bytes).unwrap();
 
-    let cache = dir.path().join("cache");
-    let config = LoaderConfig { cache_dir: Some(cache.clone()), cache_mib: 64, ..LoaderConfig::default() };
     let epoch = plan.batches_per_epoch();
-    let mut loader = Loader::start(dataset.clone(), plan.clone(), Rank::SINGLE, None, &config).unwrap();
+    let mut loader = Loader::start(dataset, plan.clone(), Rank::SINGLE, None, &LoaderConfig::default()).unwrap();
     let batches: Vec<Batch> = (0..epoch).map(|_| loader.next_batch().unwrap()).collect();
     assert_eq!(batches[0].skipped.len(), 1, "the damaged sample is skipped");
     assert_eq!(batches[0].skipped[0].0, victim);
@@ -154,11 +154,28 @@ fn corrupt_samples_are_skipped_and_counted_and_the_cache_serves_a_later_epoch() 
     assert_eq!(batches[0].samples.len(), first.len() - 1, "never replaced by zeros or another sample");
     assert_eq!(loader.metrics().skipped, 1);
 
-    // With the shards gone, a new reader of the same epoch gets everything else from the cache.
-    std::fs::remove_dir_all(data.join("shards")).unwrap();
-    let mut cached = Loader::start(dataset, plan, Rank::SINGLE, None, &config).unwrap();
+    // From S3 with the block cache: the same epoch; then, with the shards gone from the bucket,
+    // a new reader gets everything else from the cache.
+    let Some(server) = S3Server::start() else { return };
+    let uri = format!("s3://{}/data", server.bucket);
+    let store = Store::open_with(&uri, server.options()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for file in tree(&data) {
+        rt.block_on(store.put_file(&file, &data.join(&file))).unwrap();
+    }
+    let (remote, remote_plan) = open(&data, Some(store.clone()));
+    let config = LoaderConfig { cache_dir: Some(dir.path().join("cache")), cache_mib: 64, cache_block_mib: 1, ..LoaderConfig::default() };
+    let mut cold = Loader::start(remote.clone(), remote_plan.clone(), Rank::SINGLE, None, &config).unwrap();
     for batch in &batches {
-        let again = cached.next_batch().unwrap();
+        assert_eq!(ids(&cold.next_batch().unwrap()), ids(batch));
+    }
+    drop(cold);
+    for entry in rt.block_on(store.list("shards")).unwrap() {
+        rt.block_on(store.delete(&entry.key)).unwrap();
+    }
+    let mut warm = Loader::start(remote, remote_plan, Rank::SINGLE, None, &config).unwrap();
+    for batch in &batches {
+        let again = warm.next_batch().unwrap();
         assert_eq!(ids(&again), ids(batch));
         for (a, b) in again.samples.iter().zip(&batch.samples) {
             assert_eq!(a.bytes(), b.bytes());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::ElementConversion;
+use burn::tensor::{ElementConversion, Tensor};
 use clipline_core::storage::Store;
 use clipline_shard::loader::{Loader, LoaderMetrics, Rank};
 use clipline_shard::Sample;
@@ -44,7 +44,7 @@ pub struct Summary {
     pub resumed_from: u64,
     /// The step it stopped at.
     pub step: u64,
-    /// Loss of the first and last steps it ran.
+    /// Loss of the first step it ran.
     pub first_loss: Option<f64>,
     /// Loss of the last step.
     pub last_loss: Option<f64>,
@@ -154,11 +154,8 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
             if batch.samples.is_empty() {
                 continue;
             }
-            let (loss, grads) = batch_loss(&model, config, shape, &batch.samples, batch.global, &device)?;
-            let scaled = grads.map(|g| g.backward());
-            if let Some(grads) = scaled {
-                accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
-            }
+            let (loss, scaled) = batch_loss(&model, config, shape, &batch.samples, batch.global, &device)?;
+            accumulator.accumulate(&model, GradientsParams::from_grads(scaled.backward(), &model));
             loss_sum += loss;
             batches += 1;
         }
@@ -208,9 +205,8 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
     Ok(Summary { resumed_from, step, first_loss, last_loss, loader: loader.metrics(), compute })
 }
 
-/// The loss of one batch, and the scaled loss to back-propagate.
-#[allow(clippy::type_complexity)]
-fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], global: u64, device: &B::Device) -> anyhow::Result<(f64, Option<burn::tensor::Tensor<B, 1>>)> {
+/// The loss of one batch, and that loss divided by the accumulation steps, to back-propagate.
+fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], global: u64, device: &B::Device) -> anyhow::Result<(f64, Tensor<B, 1>)> {
     let host = gather(samples, shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}"))?;
     let grid = model.grid(host.shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}; choose [model] patch to divide the latents"))?;
     let draws = config.objective.draws(config.train.seed, global, samples.len());
@@ -221,7 +217,7 @@ fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape:
     if !value.is_finite() {
         anyhow::bail!("batch {global} (bucket of {:?}): the loss is {value}; lower optim.lr or raise optim.grad_accum", host.shape);
     }
-    Ok((value, Some(loss / config.optim.grad_accum as f64)))
+    Ok((value, loss / config.optim.grad_accum as f64))
 }
 
 /// Mean loss over the held-out samples at the configured timesteps, with fixed noise and

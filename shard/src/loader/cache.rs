@@ -1,22 +1,27 @@
-//! A local cache of fetched sample frames with a byte limit, least recently used out first.
+//! A local cache of shard blocks with a byte limit, least recently used out first.
 //!
-//! It keeps copies of frames that live in the dataset's store, one file per frame, so a later
-//! epoch reads local disk instead of the network. It only ever deletes files it wrote under its
-//! own directory, and [`FrameCache::open`] refuses a directory inside a local dataset, so it can
-//! never delete the only copy of anything. A cached frame is verified like a fetched one; a
-//! damaged copy is dropped and fetched again.
+//! A cold epoch from object storage is bounded by requests, not bytes: one ranged read per
+//! sample costs a round trip each. With the cache on, the loader instead fetches aligned blocks
+//! of `block` bytes (one request serves every sample in the block, and concurrent readers of a
+//! block share one fetch), keeps them as files, and serves later reads of those samples, in this
+//! epoch and the next, from local disk. The loader uses it only for datasets on object storage
+//! (a local dataset is read directly), and it only ever deletes its own block files, so it never
+//! deletes the only copy of anything.
 
 use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::ShardError;
 
 /// The cache directory and what it holds.
-pub struct FrameCache {
+pub struct BlockCache {
     dir: PathBuf,
     limit: u64,
+    block: u64,
     index: Mutex<Index>,
+    fetching: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -31,32 +36,32 @@ struct Entry {
     used: u64,
 }
 
-/// Suffix of the cache's frame files, so it never touches anything else.
-const FRAME_SUFFIX: &str = "frame";
+/// Suffix of the cache's block files, so it never touches anything else.
+const BLOCK_SUFFIX: &str = "block";
 
-impl FrameCache {
-    /// Open (creating) the cache at `dir` with a limit of `limit` bytes, taking stock of what
-    /// an earlier run left there.
+impl BlockCache {
+    /// Open (creating) the cache at `dir` with a limit of `limit` bytes in blocks of `block`
+    /// bytes, taking stock of what an earlier run left there (blocks of another size are dropped).
     ///
     /// # Errors
-    /// When `dir` is inside `dataset_root` (the local dataset itself), or cannot be created or read.
-    pub fn open(dir: &Path, limit: u64, dataset_root: Option<&Path>) -> Result<Self, ShardError> {
+    /// When `dir` cannot be created or read.
+    pub fn open(dir: &Path, limit: u64, block: u64) -> Result<Self, ShardError> {
         std::fs::create_dir_all(dir).map_err(|e| ShardError::io(dir, e))?;
-        let dir = dir.canonicalize().map_err(|e| ShardError::io(dir, e))?;
-        if let Some(root) = dataset_root.and_then(|r| r.canonicalize().ok())
-            && (dir.starts_with(&root) || root.starts_with(&dir))
-        {
-            return Err(ShardError::io(&dir, std::io::Error::other(format!("the sample cache must not overlap the dataset at {}: it deletes files to stay under its limit", root.display()))));
-        }
+        let dir = dir.to_path_buf();
         let mut found = Vec::new();
         for shard in std::fs::read_dir(&dir).map_err(|e| ShardError::io(&dir, e))?.flatten() {
             let Ok(files) = std::fs::read_dir(shard.path()) else { continue };
             for file in files.flatten() {
                 let path = file.path();
-                if path.extension().is_some_and(|e| e == FRAME_SUFFIX)
+                if path.extension().is_some_and(|e| e == BLOCK_SUFFIX)
                     && let Ok(meta) = file.metadata()
                 {
-                    found.push((meta.modified().ok(), path, meta.len()));
+                    let sized = path.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.ends_with(&format!("x{block}")));
+                    if sized {
+                        found.push((meta.modified().ok(), path, meta.len()));
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
                 }
             }
         }
@@ -67,68 +72,100 @@ impl FrameCache {
             index.total += bytes;
             index.entries.insert(path, Entry { bytes, used: index.clock });
         }
-        let cache = Self { dir, limit, index: Mutex::new(index) };
+        let cache = Self { dir, limit, block: block.max(1), index: Mutex::new(index), fetching: Mutex::new(HashMap::new()) };
         cache.evict_to(limit);
         Ok(cache)
     }
 
-    fn path(&self, shard: &str, offset: u64, length: u64) -> PathBuf {
-        self.dir.join(shard).join(format!("{offset}-{length}.{FRAME_SUFFIX}"))
+    /// The block size.
+    pub fn block(&self) -> u64 {
+        self.block
     }
 
-    /// The cached frame at (`shard`, `offset`, `length`), if any.
-    pub fn get(&self, shard: &str, offset: u64, length: u64) -> Option<Vec<u8>> {
-        let path = self.path(shard, offset, length);
-        {
-            let mut index = self.index.lock().expect("cache index");
-            index.clock += 1;
-            let clock = index.clock;
-            index.entries.get_mut(&path)?.used = clock;
-        }
-        let bytes = std::fs::read(&path).ok();
-        if bytes.is_none() {
-            self.remove(shard, offset, length);
-        }
-        bytes
+    fn path(&self, shard: &str, block: u64) -> PathBuf {
+        self.dir.join(shard).join(format!("{block}x{}.{BLOCK_SUFFIX}", self.block))
     }
 
-    /// Keep a copy of a frame, evicting the least recently used ones to stay under the limit.
-    /// A frame that cannot be written is simply not cached.
-    pub fn put(&self, shard: &str, offset: u64, length: u64, frame: &[u8]) {
-        let bytes = frame.len() as u64;
-        if bytes > self.limit {
-            return;
+    /// The blocks that hold bytes `offset..offset + length`.
+    pub fn blocks(&self, offset: u64, length: u64) -> std::ops::RangeInclusive<u64> {
+        offset / self.block..=(offset + length.max(1) - 1) / self.block
+    }
+
+    /// Whether block `block` of `shard` is held (and marks it used).
+    fn touch(&self, path: &Path) -> bool {
+        let mut index = self.index.lock().expect("cache index");
+        index.clock += 1;
+        let clock = index.clock;
+        index.entries.get_mut(path).map(|e| e.used = clock).is_some()
+    }
+
+    /// Make sure block `block` of `shard` is held, fetching it with `fetch` (given the block's
+    /// byte range) when it is not; concurrent callers for one block share one fetch.
+    ///
+    /// # Errors
+    /// What `fetch` returns.
+    pub async fn ensure<F, Fut>(&self, shard: &str, block: u64, shard_bytes: u64, fetch: F) -> Result<(), ShardError>
+    where
+        F: FnOnce(std::ops::Range<u64>) -> Fut,
+        Fut: std::future::Future<Output = Result<bytes::Bytes, ShardError>>,
+    {
+        let path = self.path(shard, block);
+        if self.touch(&path) {
+            return Ok(());
         }
-        let path = self.path(shard, offset, length);
-        self.evict_to(self.limit - bytes);
-        let written = path.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok()) && {
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, frame).and_then(|()| std::fs::rename(&tmp, &path)).is_ok()
-        };
-        if written {
-            let mut index = self.index.lock().expect("cache index");
-            index.clock += 1;
-            let used = index.clock;
-            if let Some(old) = index.entries.insert(path, Entry { bytes, used }) {
+        let gate = self.fetching.lock().expect("fetch gates").entry(path.clone()).or_default().clone();
+        let _held = gate.lock().await;
+        if !self.touch(&path) {
+            let range = block * self.block..((block + 1) * self.block).min(shard_bytes);
+            let bytes = fetch(range).await?;
+            let (cache_path, data) = (path.clone(), bytes);
+            let written = tokio::task::spawn_blocking(move || write_atomically(&cache_path, &data).map(|()| data.len() as u64)).await;
+            if let Ok(Ok(len)) = written {
+                self.insert(path.clone(), len);
+            }
+        }
+        self.fetching.lock().expect("fetch gates").remove(&path);
+        Ok(())
+    }
+
+    /// Bytes `offset..offset + length` of `shard` from its held blocks, or `None` when one of
+    /// them is missing (evicted meanwhile) or unreadable.
+    pub fn read(&self, shard: &str, offset: u64, length: u64) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; length as usize];
+        for b in self.blocks(offset, length) {
+            let (start, end) = (offset.max(b * self.block), (offset + length).min((b + 1) * self.block));
+            let file = std::fs::File::open(self.path(shard, b)).ok()?;
+            file.read_exact_at(&mut out[(start - offset) as usize..(end - offset) as usize], start - b * self.block).ok()?;
+        }
+        Some(out)
+    }
+
+    /// Drop the blocks holding bytes `offset..offset + length` of `shard` (a damaged copy).
+    pub fn remove(&self, shard: &str, offset: u64, length: u64) {
+        let mut index = self.index.lock().expect("cache index");
+        for b in self.blocks(offset, length) {
+            let path = self.path(shard, b);
+            if let Some(old) = index.entries.remove(&path) {
                 index.total -= old.bytes;
             }
-            index.total += bytes;
+            let _ = std::fs::remove_file(&path);
         }
-    }
-
-    /// Drop a frame (a damaged copy).
-    pub fn remove(&self, shard: &str, offset: u64, length: u64) {
-        let path = self.path(shard, offset, length);
-        let mut index = self.index.lock().expect("cache index");
-        if let Some(old) = index.entries.remove(&path) {
-            index.total -= old.bytes;
-        }
-        let _ = std::fs::remove_file(&path);
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
         self.index.lock().expect("cache index").total
+    }
+
+    fn insert(&self, path: PathBuf, bytes: u64) {
+        self.evict_to(self.limit.saturating_sub(bytes));
+        let mut index = self.index.lock().expect("cache index");
+        index.clock += 1;
+        let used = index.clock;
+        if let Some(old) = index.entries.insert(path, Entry { bytes, used }) {
+            index.total -= old.bytes;
+        }
+        index.total += bytes;
     }
 
     fn evict_to(&self, target: u64) {
@@ -150,32 +187,48 @@ impl FrameCache {
     }
 }
 
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn keeps_under_its_limit_evicting_the_least_recently_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = FrameCache::open(&dir.path().join("cache"), 250, None).unwrap();
-        cache.put("s1", 0, 100, &[1; 100]);
-        cache.put("s1", 100, 100, &[2; 100]);
-        assert_eq!(cache.get("s1", 0, 100).unwrap(), vec![1; 100]);
-        cache.put("s2", 0, 100, &[3; 100]);
-        assert_eq!(cache.bytes(), 200);
-        assert!(cache.get("s1", 100, 100).is_none(), "the least recently used frame goes first");
-        assert!(cache.get("s1", 0, 100).is_some());
-        cache.put("big", 0, 300, &[4; 300]);
-        assert!(cache.get("big", 0, 300).is_none(), "a frame over the whole limit is not cached");
-        drop(cache);
-        let reopened = FrameCache::open(&dir.path().join("cache"), 150, None).unwrap();
-        assert_eq!(reopened.bytes(), 100, "a reopened cache takes stock and trims to its new limit");
+    fn block_of(data: &'static [u8]) -> impl Fn(std::ops::Range<u64>) -> std::future::Ready<Result<bytes::Bytes, ShardError>> {
+        move |r| std::future::ready(Ok(bytes::Bytes::from_static(&data[r.start as usize..r.end as usize])))
     }
 
-    #[test]
-    fn refuses_to_live_inside_the_dataset() {
+    #[tokio::test]
+    async fn serves_ranges_across_blocks_and_stays_under_its_limit() {
+        static SHARD: [u8; 250] = {
+            let mut b = [0u8; 250];
+            let mut i = 0;
+            while i < 250 {
+                b[i] = i as u8;
+                i += 1;
+            }
+            b
+        };
         let dir = tempfile::tempdir().unwrap();
-        let err = FrameCache::open(&dir.path().join("cache"), 100, Some(dir.path())).err().unwrap();
-        assert!(err.to_string().contains("must not overlap the dataset"), "{err}");
+        let cache = BlockCache::open(&dir.path().join("cache"), 200, 100).unwrap();
+        for b in cache.blocks(90, 20) {
+            cache.ensure("s", b, 250, block_of(&SHARD)).await.unwrap();
+        }
+        assert_eq!(cache.read("s", 90, 20).unwrap(), SHARD[90..110].to_vec(), "a range over two blocks");
+        assert_eq!(cache.bytes(), 200);
+        cache.ensure("s", 2, 250, block_of(&SHARD)).await.unwrap();
+        assert_eq!(cache.bytes(), 150, "the last block is short; the least recently used block went");
+        assert!(cache.read("s", 10, 5).is_none());
+        assert_eq!(cache.read("s", 240, 10).unwrap(), SHARD[240..250].to_vec());
+        drop(cache);
+        let reopened = BlockCache::open(&dir.path().join("cache"), 100, 100).unwrap();
+        assert_eq!(reopened.bytes(), 50, "a reopened cache takes stock and trims to its new limit");
+        assert_eq!(BlockCache::open(&dir.path().join("cache"), 100, 64).unwrap().bytes(), 0, "blocks of another size are dropped");
     }
 }

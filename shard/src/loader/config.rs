@@ -38,10 +38,13 @@ pub struct LoaderConfig {
     pub prefetch_mib: u64,
     /// Threads that verify and decompress samples.
     pub decode_threads: usize,
-    /// A local directory that keeps copies of fetched samples for later epochs; none when unset.
+    /// A local directory that keeps copies of shard blocks: the cold epoch fetches whole blocks
+    /// (one request for many samples) and later epochs read local disk; none when unset.
     pub cache_dir: Option<PathBuf>,
-    /// The cache's size limit, MiB.
+    /// The cache's size limit, MiB (below the dataset's size, later epochs fetch again).
     pub cache_mib: u64,
+    /// The cache's block size, MiB.
+    pub cache_block_mib: u64,
     /// Fraction of the samples read that may be corrupt and skipped before the run stops
     /// (at least 16 are always tolerated).
     pub max_skipped_fraction: f64,
@@ -50,7 +53,7 @@ pub struct LoaderConfig {
 impl Default for LoaderConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Self { prefetch_samples: 64, prefetch_mib: 512, decode_threads: cores.clamp(1, 8), cache_dir: None, cache_mib: 10_240, max_skipped_fraction: 0.01 }
+        Self { prefetch_samples: 64, prefetch_mib: 512, decode_threads: cores.clamp(1, 8), cache_dir: None, cache_mib: 10_240, cache_block_mib: 8, max_skipped_fraction: 0.01 }
     }
 }
 

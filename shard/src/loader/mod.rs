@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
 pub use batch_size::BatchSizes;
-pub use cache::FrameCache;
+pub use cache::BlockCache;
 pub use config::{DataConfig, LoaderConfig, Selection};
 pub use dry_run::DryRun;
 pub use plan::{Plan, PlanSample};
@@ -150,9 +150,13 @@ impl Loader {
             Some(state) => state.resume_at(&plan)?,
             None => 0,
         };
-        let cache = match &config.cache_dir {
-            Some(dir) => Some(Arc::new(FrameCache::open(dir, config.cache_mib << 20, dataset.store().local_root())?)),
-            None => None,
+        let cache = match (&config.cache_dir, dataset.store().local_root()) {
+            (Some(_), Some(root)) => {
+                tracing::info!(dataset = %root.display(), "the dataset is on local disk; reading it directly, without the cache");
+                None
+            }
+            (Some(dir), None) => Some(Arc::new(BlockCache::open(dir, config.cache_mib << 20, config.cache_block_mib.max(1) << 20)?)),
+            (None, _) => None,
         };
         let budget_kib = u32::try_from(config.prefetch_mib.max(1) << 10).unwrap_or(u32::MAX >> 3).min(Semaphore::MAX_PERMITS as u32);
         let fetcher = Fetcher { dataset, cache, budget: Arc::new(Semaphore::new(budget_kib as usize)), budget_kib };

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::cache::FrameCache;
+use super::cache::BlockCache;
 use super::plan::{Plan, PlannedBatch};
 use super::state::Rank;
 use crate::dataset::{Dataset, Location};
@@ -42,7 +42,7 @@ pub(super) struct Fetched {
 /// What the fetching thread shares.
 pub(super) struct Fetcher {
     pub dataset: Arc<Dataset>,
-    pub cache: Option<Arc<FrameCache>>,
+    pub cache: Option<Arc<BlockCache>>,
     pub budget: Arc<Semaphore>,
     pub budget_kib: u32,
 }
@@ -56,7 +56,8 @@ thread_local! {
 /// # Errors
 /// When the thread or its runtime cannot be started.
 pub(super) fn start(fetcher: Fetcher, plan: Arc<Plan>, start: u64, rank: Rank, prefetch: usize, decode_threads: usize) -> std::io::Result<mpsc::Receiver<Fetched>> {
-    let (tx, rx) = mpsc::channel(prefetch.max(1));
+    // Finished samples wait in order inside the buffered stream; the channel only hands them over.
+    let (tx, rx) = mpsc::channel(2);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(decode_threads.max(1)).build()?;
     let fetcher = Arc::new(fetcher);
     std::thread::Builder::new().name("clipline-loader".into()).spawn(move || {
@@ -92,27 +93,34 @@ async fn fetch(fetcher: Arc<Fetcher>, batch: Arc<BatchInfo>, position: usize, id
     Fetched { batch, position, id, outcome, bytes, _budget: budget }
 }
 
-/// The sample from the cache when it holds a sound copy, else from the store (caching it).
+/// The sample through the block cache when there is one, else with one ranged read.
 async fn read(fetcher: &Fetcher, id: &str, loc: &Location) -> Result<Sample, ShardError> {
-    if let Some(cache) = &fetcher.cache {
-        let (c, shard, offset, length) = (cache.clone(), loc.shard.clone(), loc.offset, loc.length);
-        if let Ok(Some(frame)) = tokio::task::spawn_blocking(move || c.get(&shard, offset, length)).await {
-            match decode(Bytes::from(frame), id, loc).await {
-                Ok(sample) => return Ok(sample),
-                Err(e) => {
-                    tracing::warn!(sample = id, error = %e, "cached copy is damaged; fetching it again");
-                    cache.remove(&loc.shard, loc.offset, loc.length);
-                }
+    if let (Some(cache), Some(shard_bytes)) = (&fetcher.cache, fetcher.dataset.shard_bytes(&loc.shard))
+        && let Some(frame) = cached_frame(fetcher, cache, loc, shard_bytes).await?
+    {
+        match decode(frame, id, loc).await {
+            Ok(sample) => return Ok(sample),
+            Err(damaged) => {
+                // The copy or the source is damaged: the source decides, and an error from it
+                // (the sample is damaged there too) leaves the blocks, which match it, alone.
+                let sample = decode(fetcher.dataset.frame(id, loc).await?, id, loc).await?;
+                tracing::warn!(sample = id, error = %damaged, "the cached copy was damaged; dropped it");
+                cache.remove(&loc.shard, loc.offset, loc.length);
+                return Ok(sample);
             }
         }
     }
-    let frame = fetcher.dataset.frame(id, loc).await?;
-    let sample = decode(frame.clone(), id, loc).await?;
-    if let Some(cache) = &fetcher.cache {
-        let (c, shard, offset, length) = (cache.clone(), loc.shard.clone(), loc.offset, loc.length);
-        let _ = tokio::task::spawn_blocking(move || c.put(&shard, offset, length, &frame)).await;
+    decode(fetcher.dataset.frame(id, loc).await?, id, loc).await
+}
+
+/// A sample's frame from the cache's blocks, fetching the missing ones; `None` when a block
+/// went missing before it could be read (the caller reads the frame directly).
+async fn cached_frame(fetcher: &Fetcher, cache: &Arc<BlockCache>, loc: &Location, shard_bytes: u64) -> Result<Option<Bytes>, ShardError> {
+    for block in cache.blocks(loc.offset, loc.length) {
+        cache.ensure(&loc.shard, block, shard_bytes, |range| fetcher.dataset.range(&loc.shard, range)).await?;
     }
-    Ok(sample)
+    let (c, shard, offset, length) = (cache.clone(), loc.shard.clone(), loc.offset, loc.length);
+    Ok(tokio::task::spawn_blocking(move || c.read(&shard, offset, length)).await.ok().flatten().map(Bytes::from))
 }
 
 async fn decode(frame: Bytes, id: &str, loc: &Location) -> Result<Sample, ShardError> {
