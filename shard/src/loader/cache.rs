@@ -115,17 +115,24 @@ impl BlockCache {
         }
         let gate = self.fetching.lock().expect("fetch gates").entry(path.clone()).or_default().clone();
         let _held = gate.lock().await;
-        if !self.touch(&path) {
+        let fetched = if self.touch(&path) {
+            Ok(())
+        } else {
             let range = block * self.block..((block + 1) * self.block).min(shard_bytes);
-            let bytes = fetch(range).await?;
-            let (cache_path, data) = (path.clone(), bytes);
-            let written = tokio::task::spawn_blocking(move || write_atomically(&cache_path, &data).map(|()| data.len() as u64)).await;
-            if let Ok(Ok(len)) = written {
-                self.insert(path.clone(), len);
+            match fetch(range).await {
+                Ok(data) => {
+                    let file = path.clone();
+                    // A block that cannot be written is simply not cached; the caller then reads the frame directly.
+                    if let Ok(Ok(len)) = tokio::task::spawn_blocking(move || write_atomically(&file, &data).map(|()| data.len() as u64)).await {
+                        self.insert(path.clone(), len);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
             }
-        }
+        };
         self.fetching.lock().expect("fetch gates").remove(&path);
-        Ok(())
+        fetched
     }
 
     /// Bytes `offset..offset + length` of `shard` from its held blocks, or `None` when one of
