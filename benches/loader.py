@@ -151,7 +151,8 @@ def epochs_of(loader, epochs):
 
 
 def run_clipline(source, batch, epochs, scratch, env):
-    cmd = [str(CLIPLINE), "-q", "bench", "loader", "--data", source, "--batch", str(batch), "--epochs", str(epochs), "--cache", str(scratch / "clipline-cache")]
+    cmd = [str(CLIPLINE), "-q", "bench", "loader", "--data", source, "--batch", str(batch), "--epochs", str(epochs), "--cache", str(scratch / "clipline-cache"),
+           "--block-mib", os.environ.get("CLIPLINE_BENCH_BLOCK_MIB", "8")]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])["epochs"]
 

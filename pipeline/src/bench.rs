@@ -12,6 +12,7 @@ use clipline_core::cache::cache_dir;
 use clipline_embedder::{Draw, Vae, VaeLayout};
 use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::SessionOptions;
+use clipline_trainer::step_bench::{time_steps, StepShape};
 
 /// A benchmark.
 #[derive(Subcommand)]
@@ -42,6 +43,30 @@ pub enum Bench {
     },
     /// Shard sizes and speeds on the samples of an output, against fp32 `.npy` files.
     Shards(crate::bench_shards::ShardsBench),
+    /// Training steps of the STDiT on synthetic batches; prints JSON with the step time.
+    Train {
+        /// A training config (its [model], [train].device and precision are used).
+        #[arg(long)]
+        config: PathBuf,
+        /// Samples per batch.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Latent shape C,T,H,W.
+        #[arg(long, value_delimiter = ',', required = true)]
+        latent: Vec<usize>,
+        /// Text tokens,width (0,0: none).
+        #[arg(long, value_delimiter = ',', default_value = "0,0")]
+        text: Vec<usize>,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Override train.device (cpu, cuda).
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// The streaming loader over whole epochs, cold and warm; prints JSON with samples/s and MB/s.
     Loader(crate::bench_loader::LoaderBench),
     /// The caption model loop alone (encoder, then greedy decoding with the KV cache) on
@@ -89,6 +114,19 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
         Bench::Shards(bench) => crate::bench_shards::run(&bench),
         Bench::Loader(bench) => crate::bench_loader::run(&bench),
+        Bench::Train { config, batch, latent, text, warmup, steps, device } => {
+            let mut config = clipline_trainer::TrainConfig::load(&config)?;
+            if let Some(device) = device {
+                config.train.device = device;
+            }
+            let (Ok(latent), Ok(text)) = (<[usize; 4]>::try_from(latent), <[usize; 2]>::try_from(text)) else {
+                anyhow::bail!("--latent takes C,T,H,W and --text tokens,width");
+            };
+            let shape = StepShape { batch, latent, text };
+            let times = time_steps(&config, shape, warmup, steps)?;
+            println!("{}", serde_json::to_string(&times)?);
+            Ok(())
+        }
     }
 }
 

@@ -29,6 +29,9 @@ pub struct LoaderBench {
     /// A local cache directory (cold first epoch, warm later ones); none when unset.
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// Block size of the cache, MiB.
+    #[arg(long, default_value_t = 8)]
+    block_mib: u64,
     /// Samples in flight ahead of the consumer.
     #[arg(long, default_value_t = 64)]
     prefetch: usize,
@@ -52,7 +55,7 @@ pub fn run(bench: &LoaderBench) -> anyhow::Result<()> {
     let samples: Vec<PlanSample> = dataset.rows().iter().filter(|r| r.status == "ok").map(|r| PlanSample { id: r.sample_id.clone(), bucket: r.bucket.clone() }).collect();
     let sizes = BatchSizes([("default".to_string(), bench.batch)].into_iter().collect());
     let plan = Arc::new(Plan::new(0, samples, &sizes));
-    let config = LoaderConfig { cache_dir: bench.cache.clone(), prefetch_samples: bench.prefetch, ..LoaderConfig::default() };
+    let config = LoaderConfig { cache_dir: bench.cache.clone(), cache_block_mib: bench.block_mib, prefetch_samples: bench.prefetch, ..LoaderConfig::default() };
     let started = Instant::now();
     let mut loader = Loader::start(dataset, plan.clone(), Rank::SINGLE, None, &config)?;
     let mut epochs = Vec::new();

@@ -16,7 +16,14 @@ use crate::support::{clipline, copy_tree, demo, output, tree, S3Server};
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/train-tiny.toml");
 
 fn train(run_dir: &Path, steps: u64, config: &str) -> Vec<Value> {
-    let out = output(clipline().args(["train", config, "--data"]).arg(&demo().dir).arg("--run-dir").arg(run_dir).args(["--steps", &steps.to_string()]));
+    train_with(run_dir, steps, config, &[])
+}
+
+fn train_with(run_dir: &Path, steps: u64, config: &str, env: &[(&str, String)]) -> Vec<Value> {
+    let mut cmd = clipline();
+    cmd.args(["train", config, "--data"]).arg(&demo().dir).arg("--run-dir").arg(run_dir).args(["--steps", &steps.to_string()]);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let out = output(&mut cmd);
     assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("samples/s") && stdout.contains("data wait"), "{stdout}");
@@ -50,6 +57,22 @@ fn tiny_model_loss_falls_and_a_resumed_run_repeats_the_uninterrupted_one() {
     let mut kept: Vec<String> = std::fs::read_dir(resumed_dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).filter(|n: &String| n.starts_with("step-")).collect();
     kept.sort();
     assert_eq!(kept, ["step-000000020", "step-000000024"], "keep = 2 prunes older checkpoints");
+}
+
+#[test]
+fn checkpoints_in_object_storage_resume_the_same_run() {
+    let Some(server) = S3Server::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s3.toml");
+    let text = std::fs::read_to_string(TINY).unwrap().replace("[checkpoint]\n", &format!("[checkpoint]\ndir = \"s3://{}/runs/tiny\"\n", server.bucket));
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let straight = train(&dir.path().join("local"), 6, TINY);
+    let env: Vec<(&str, String)> = server.env();
+    train_with(&dir.path().join("s3"), 3, config, &env);
+    assert!(!dir.path().join("s3/checkpoints").exists(), "checkpoints go to the configured store");
+    let resumed = train_with(&dir.path().join("s3"), 6, config, &env);
+    assert_eq!(losses(&resumed), losses(&straight));
 }
 
 #[test]

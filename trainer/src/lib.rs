@@ -6,6 +6,7 @@
 //! are built on machines without one; its Flex CPU backend trains in CI. candle's CUDA build
 //! needs `nvcc`.
 
+pub mod backend;
 pub mod batch;
 pub mod checkpoint;
 pub mod clip;
@@ -16,6 +17,7 @@ pub mod metrics_log;
 pub mod model;
 pub mod objective;
 pub mod schedule;
+pub mod step_bench;
 pub mod train;
 pub mod watchdog;
 

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tokio::runtime::Handle;
 
+use crate::backend::{on_backend, OnBackend};
 use crate::batch::gather;
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::TrainConfig;
@@ -66,13 +67,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions, runtime: &Handle) -> an
     }
     std::fs::create_dir_all(&options.run_dir).map_err(|e| anyhow::anyhow!("cannot create run directory {}: {e}", options.run_dir.display()))?;
     let data = data::open(&options.data, &config.data, runtime)?;
-    match (config.train.device.as_str(), config.train.precision.as_str()) {
-        ("cpu", "f32") => run::<burn::backend::Autodiff<burn::backend::Flex>>(config, options, data, Default::default(), runtime),
-        #[cfg(feature = "cuda")]
-        ("cuda", "f32") => run::<burn::backend::Autodiff<burn::backend::Cuda<f32>>>(config, options, data, Default::default(), runtime),
-        #[cfg(feature = "cuda")]
-        ("cuda", "bf16") => run::<burn::backend::Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(config, options, data, Default::default(), runtime),
-        (device, precision) => anyhow::bail!("train.device {device:?} with precision {precision:?} is not available in this build: cpu computes in f32; cuda (f32 or bf16) needs a build with the `cuda` feature"),
+    on_backend(&config.train.device, &config.train.precision, Run { config, options, data, runtime })
+}
+
+/// A training run, generic over the backend.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    options: &'a RunOptions,
+    data: RunData,
+    runtime: &'a Handle,
+}
+
+impl OnBackend for Run<'_> {
+    type Output = Summary;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Summary> {
+        run::<B>(self.config, self.options, self.data, device, self.runtime)
     }
 }
 
