@@ -86,26 +86,26 @@ pub fn gather(samples: &[Sample], data: DataShape) -> Result<HostBatch, String> 
 }
 
 impl HostBatch {
-    /// The latents on `device`.
-    pub fn latents<B: Backend>(&self, device: &B::Device) -> Tensor<B, 5> {
-        Tensor::from_data(TensorData::new(self.latents.clone(), self.shape), device)
-    }
-
-    /// The captions on `device`; `dropped[i]` replaces caption `i` with the null caption (as
-    /// does a missing caption), which is seen through its first token only.
-    pub fn text<B: Backend>(&self, data: DataShape, dropped: &[bool], device: &B::Device) -> Option<TextInput<B>> {
-        let text = self.text.as_ref()?;
-        let (batch, tokens) = (self.shape[0], text.tokens);
-        let mut pad = text.pad.clone();
-        let mut null = vec![0.0f32; batch];
-        for i in (0..batch).filter(|&i| dropped[i] || !text.captioned[i]) {
-            pad[i * tokens..(i + 1) * tokens].iter_mut().enumerate().for_each(|(k, p)| *p = k > 0);
-            null[i] = 1.0;
-        }
-        Some(TextInput {
-            embeddings: Tensor::from_data(TensorData::new(text.values.clone(), [batch, tokens, data.text_width]), device),
-            pad: Tensor::<B, 2, Bool>::from_data(TensorData::new(pad, [batch, tokens]), device),
-            dropped: Tensor::from_data(TensorData::new(null, [batch, 1, 1]), device),
-        })
+    /// Move the batch to `device`: the latents, and the captions with `dropped[i]` replacing
+    /// caption `i` by the null caption (as a missing caption does), seen through its first
+    /// token only.
+    pub fn into_device<B: Backend>(self, data: DataShape, dropped: &[bool], device: &B::Device) -> (Tensor<B, 5>, Option<TextInput<B>>) {
+        let batch = self.shape[0];
+        let latents = Tensor::from_data(TensorData::new(self.latents, self.shape), device);
+        let text = self.text.map(|text| {
+            let tokens = text.tokens;
+            let mut pad = text.pad;
+            let mut null = vec![0.0f32; batch];
+            for i in (0..batch).filter(|&i| dropped[i] || !text.captioned[i]) {
+                pad[i * tokens..(i + 1) * tokens].iter_mut().enumerate().for_each(|(k, p)| *p = k > 0);
+                null[i] = 1.0;
+            }
+            TextInput {
+                embeddings: Tensor::from_data(TensorData::new(text.values, [batch, tokens, data.text_width]), device),
+                pad: Tensor::<B, 2, Bool>::from_data(TensorData::new(pad, [batch, tokens]), device),
+                dropped: Tensor::from_data(TensorData::new(null, [batch, 1, 1]), device),
+            }
+        });
+        (latents, text)
     }
 }

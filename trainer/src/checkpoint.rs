@@ -94,6 +94,17 @@ pub async fn save<B: AutodiffBackend, M: AutodiffModule<B>, E: Module<B::InnerBa
     Ok(())
 }
 
+/// The newest complete checkpoint in `store`, fetched; `None` when there is none.
+///
+/// # Errors
+/// When it cannot be listed or read.
+pub async fn newest(store: &Store) -> anyhow::Result<Option<Fetched>> {
+    match complete_steps(store).await?.last() {
+        Some(&step) => Ok(Some(fetch(store, step).await?)),
+        None => Ok(None),
+    }
+}
+
 /// A checkpoint fetched to local files.
 pub struct Fetched {
     dir: tempfile::TempDir,

@@ -51,8 +51,6 @@ pub struct Summary {
     pub last_loss: Option<f64>,
     /// Loader totals.
     pub loader: LoaderMetrics,
-    /// Time computing steps (waits for data excluded).
-    pub compute: Duration,
 }
 
 /// Train as `config` says. Blocks; call it outside async code, with a handle to a runtime for
@@ -99,31 +97,34 @@ fn start<B: AutodiffBackend>(config: &TrainConfig, shape: DataShape, ckpt: &Stor
     B::seed(device, config.train.seed);
     let model = Stdit::<B>::new(&config.model, shape, device);
     let ema = (config.train.ema_decay > 0.0).then(|| model.valid());
-    if let Some(&step) = runtime.block_on(checkpoint::complete_steps(ckpt))?.last() {
-        let fetched = runtime.block_on(checkpoint::fetch(ckpt, step))?;
-        let saved = &fetched.state;
-        if saved.config.model != config.model || saved.config.data != config.data || saved.data_shape != shape {
-            anyhow::bail!("the checkpoint at {} was made with different [model] or [data] settings or data; resume with its config, or start a new --run-dir (set train.init_from to start from its weights)", ckpt.uri_of(&format!("step-{step:09}")));
-        }
-        tracing::info!(step, checkpoint = ckpt.uri(), "resuming");
-        let model = fetched.model(model, device)?;
-        let ema = ema.map(|e| fetched.ema(e, device)).transpose()?;
-        let loader = Some(saved.loader.clone());
-        return Ok(Start { step, model, ema, optimizer_from: Some(fetched), loader });
+    let (fetched, resuming) = match runtime.block_on(checkpoint::newest(ckpt))? {
+        Some(own) => (own, true),
+        None => match &config.train.init_from {
+            Some(previous) => {
+                let store = Store::open(&format!("{}/checkpoints", previous.trim_end_matches('/')))?;
+                let theirs = runtime.block_on(checkpoint::newest(&store))?.ok_or_else(|| anyhow::anyhow!("train.init_from {previous}: no complete checkpoint under {}", store.uri()))?;
+                (theirs, false)
+            }
+            None => return Ok(Start { step: 0, model, ema, optimizer_from: None, loader: None }),
+        },
+    };
+    let saved = &fetched.state;
+    let same_model = saved.config.model == config.model && saved.data_shape == shape;
+    if resuming && !(same_model && saved.config.data == config.data) {
+        anyhow::bail!("the checkpoint at {} was made with different [model] or [data] settings or data; resume with its config, or start a new --run-dir (set train.init_from to start from its weights)", ckpt.uri_of(&format!("step-{:09}", saved.step)));
     }
-    if let Some(previous) = &config.train.init_from {
-        let store = Store::open(&format!("{}/checkpoints", previous.trim_end_matches('/')))?;
-        let step = *runtime.block_on(checkpoint::complete_steps(&store))?.last().ok_or_else(|| anyhow::anyhow!("train.init_from {previous}: no complete checkpoint under {}", store.uri()))?;
-        let fetched = runtime.block_on(checkpoint::fetch(&store, step))?;
-        if fetched.state.config.model != config.model || fetched.state.data_shape != shape {
-            anyhow::bail!("train.init_from {previous}: its [model] settings or data shape differ from this stage's");
-        }
-        tracing::info!(from = previous, step, "starting from the previous stage's weights");
-        let model = fetched.model(model, device)?;
-        let ema = ema.map(|e| fetched.ema(e, device)).transpose()?;
+    if !same_model {
+        anyhow::bail!("train.init_from: the previous stage's [model] settings or data shape differ from this stage's");
+    }
+    let model = fetched.model(model, device)?;
+    let ema = ema.map(|e| fetched.ema(e, device)).transpose()?;
+    if !resuming {
+        tracing::info!(from = config.train.init_from.as_deref(), step = saved.step, "starting from the previous stage's weights");
         return Ok(Start { step: 0, model, ema, optimizer_from: None, loader: None });
     }
-    Ok(Start { step: 0, model, ema, optimizer_from: None, loader: None })
+    tracing::info!(step = saved.step, checkpoint = ckpt.uri(), "resuming");
+    let (step, loader) = (saved.step, Some(saved.loader.clone()));
+    Ok(Start { step, model, ema, optimizer_from: Some(fetched), loader })
 }
 
 fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: RunData, device: B::Device, runtime: &Handle) -> anyhow::Result<Summary> {
@@ -147,19 +148,14 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
     bar.set_position(step);
     bar.set_style(ProgressStyle::with_template("train {bar:30} {pos}/{len} steps [{elapsed} < {eta}] {msg}").expect("valid template"));
     let (mut first_loss, mut last_loss) = (None, None);
-    let mut compute = Duration::ZERO;
     let mut window = (Instant::now(), loader.metrics());
     while step < stop {
         let lr = config.schedule.lr(o.lr, step, total);
-        let began = Instant::now();
         let mut accumulator = GradientsAccumulator::<Stdit<B>>::new();
         let (mut loss_sum, mut batches) = (0.0, 0);
-        let mut waited = Duration::ZERO;
         for _ in 0..o.grad_accum {
             watchdog.enter(Phase::Data, step, || format!("{:?}", loader.metrics()));
-            let wait = Instant::now();
             let batch = loader.next_batch()?;
-            waited += wait.elapsed();
             watchdog.enter(Phase::Step, step, || format!("bucket {} batch {}", batch.bucket, batch.global));
             if batch.samples.is_empty() {
                 continue;
@@ -174,11 +170,10 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
         if batches > 0 {
             model = optimizer.step(lr, model, grads);
         }
-        if let (Some(e), true) = (ema.take(), batches > 0) {
-            ema = Some(crate::ema::update(e, &model.valid(), config.train.ema_decay));
+        if batches > 0 {
+            ema = ema.map(|e| crate::ema::update(e, &model.valid(), config.train.ema_decay));
         }
         step += 1;
-        compute += began.elapsed().saturating_sub(waited);
         watchdog.enter(Phase::Other, step, String::new);
         let loss = (batches > 0).then(|| loss_sum / f64::from(batches));
         first_loss = first_loss.or(loss);
@@ -188,7 +183,7 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
             let (since, before) = window;
             let wall = since.elapsed().as_secs_f64().max(1e-9);
             let mut line = json!({
-                "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "epoch": loader.state().epoch,
+                "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "epoch": loader.epoch(),
                 "samples": now.samples, "skipped": now.skipped,
                 "samples_per_s": (now.samples - before.samples) as f64 / wall,
                 "mb_per_s": (now.bytes - before.bytes) as f64 / 1e6 / wall,
@@ -212,7 +207,7 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
     }
     bar.finish_and_clear();
     tracing::info!(step, metrics = %log.path().display(), checkpoints = ckpt.uri(), "training stopped");
-    Ok(Summary { resumed_from, step, first_loss, last_loss, loader: loader.metrics(), compute })
+    Ok(Summary { resumed_from, step, first_loss, last_loss, loader: loader.metrics() })
 }
 
 /// The loss of one batch, and that loss divided by the accumulation steps, to back-propagate.
@@ -220,12 +215,13 @@ fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape:
     let host = gather(samples, shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}"))?;
     let grid = model.grid(host.shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}; choose [model] patch to divide the latents"))?;
     let draws = config.objective.draws(config.train.seed, global, samples.len());
-    let (noisy, target) = noisy_and_target(host.latents::<B>(device), &draws.t, draws.noise_seed);
-    let text = host.text::<B>(shape, &draws.dropped, device);
+    let dims = host.shape;
+    let (latents, text) = host.into_device::<B>(shape, &draws.dropped, device);
+    let (noisy, target) = noisy_and_target(latents, &draws.t, draws.noise_seed);
     let loss = (model.forward(noisy, grid, &draws.t, text.as_ref()) - target).powi_scalar(2).mean();
     let value = f64::from(loss.clone().into_scalar().elem::<f32>());
     if !value.is_finite() {
-        anyhow::bail!("batch {global} (bucket of {:?}): the loss is {value}; lower optim.lr or raise optim.grad_accum", host.shape);
+        anyhow::bail!("batch {global} (latents {dims:?}): the loss is {value}; lower optim.lr or raise optim.grad_accum");
     }
     Ok((value, loss / config.optim.grad_accum as f64))
 }
@@ -238,10 +234,10 @@ fn validation_loss<B: Backend>(model: &Stdit<B>, config: &TrainConfig, shape: Da
     for (i, sample) in samples.iter().enumerate() {
         let host = gather(std::slice::from_ref(sample), shape).map_err(|e| anyhow::anyhow!("validation: {e}"))?;
         let grid = model.grid(host.shape).map_err(|e| anyhow::anyhow!("validation sample {}: {e}", sample.id()))?;
-        let text = host.text::<B>(shape, &[false], device);
+        let (latents, text) = host.into_device::<B>(shape, &[false], device);
         for (k, &t) in config.objective.val_timesteps.iter().enumerate() {
             let seed = clipline_core::rng::SplitMix64::keyed(config.train.seed, &format!("validation {i} {k}")).next_u64();
-            let (noisy, target) = noisy_and_target(host.latents::<B>(device), &[t], seed);
+            let (noisy, target) = noisy_and_target(latents.clone(), &[t], seed);
             let loss = (model.forward(noisy, grid, &[t], text.as_ref()) - target).powi_scalar(2).mean();
             total += f64::from(loss.into_scalar().elem::<f32>());
             n += 1;

@@ -115,22 +115,20 @@ impl BlockCache {
         }
         let gate = self.fetching.lock().expect("fetch gates").entry(path.clone()).or_default().clone();
         let _held = gate.lock().await;
-        let fetched = if self.touch(&path) {
-            Ok(())
-        } else {
-            let range = block * self.block..((block + 1) * self.block).min(shard_bytes);
-            match fetch(range).await {
-                Ok(data) => {
-                    let file = path.clone();
-                    // A block that cannot be written is simply not cached; the caller then reads the frame directly.
-                    if let Ok(Ok(len)) = tokio::task::spawn_blocking(move || write_atomically(&file, &data).map(|()| data.len() as u64)).await {
-                        self.insert(path.clone(), len);
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(e),
+        let fetched = async {
+            if self.touch(&path) {
+                return Ok(());
             }
-        };
+            let range = block * self.block..((block + 1) * self.block).min(shard_bytes);
+            let data = fetch(range).await?;
+            let file = path.clone();
+            // A block that cannot be written is simply not cached; the caller then reads the frame directly.
+            if let Ok(Ok(len)) = tokio::task::spawn_blocking(move || write_atomically(&file, &data).map(|()| data.len() as u64)).await {
+                self.insert(path.clone(), len);
+            }
+            Ok(())
+        }
+        .await;
         self.fetching.lock().expect("fetch gates").remove(&path);
         fetched
     }

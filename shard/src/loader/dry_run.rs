@@ -13,20 +13,33 @@ pub struct DryRun {
     pub grad_accum: usize,
     /// Samples held out for validation.
     pub held_out: usize,
-    /// One line per bucket: name, samples, batch size, full batches.
-    pub buckets: Vec<(String, usize, Option<usize>, usize)>,
+    /// One line per bucket.
+    pub buckets: Vec<BucketLine>,
+}
+
+/// A bucket's line of the dry run.
+#[derive(Debug, Clone)]
+pub struct BucketLine {
+    /// Bucket name.
+    pub name: String,
+    /// Its samples.
+    pub samples: usize,
+    /// Its batch size (`None`: no key matches it).
+    pub batch_size: Option<usize>,
+    /// Full batches per epoch.
+    pub full_batches: usize,
 }
 
 impl DryRun {
     /// The dry run of `plan`.
     pub fn new(plan: &Plan, world_size: usize, grad_accum: usize, held_out: usize) -> Self {
-        let buckets = plan.buckets().iter().map(|b| (b.name.clone(), b.members.len(), b.batch_size, b.full_batches())).collect();
+        let buckets = plan.buckets().iter().map(|b| BucketLine { name: b.name.clone(), samples: b.members.len(), batch_size: b.batch_size, full_batches: b.full_batches() }).collect();
         Self { world_size: world_size.max(1), grad_accum: grad_accum.max(1), held_out, buckets }
     }
 
     /// Full batches per epoch.
     pub fn batches(&self) -> usize {
-        self.buckets.iter().map(|b| b.3).sum()
+        self.buckets.iter().map(|b| b.full_batches).sum()
     }
 
     /// Optimiser steps per epoch at this world size.
@@ -35,25 +48,26 @@ impl DryRun {
     }
 
     /// Buckets that yield no batch.
-    pub fn empty(&self) -> impl Iterator<Item = &(String, usize, Option<usize>, usize)> {
-        self.buckets.iter().filter(|b| b.3 == 0)
+    pub fn empty(&self) -> impl Iterator<Item = &BucketLine> {
+        self.buckets.iter().filter(|b| b.full_batches == 0)
     }
 }
 
 impl fmt::Display for DryRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{:<24} {:>9} {:>10} {:>12} {:>10}", "bucket", "samples", "batch size", "full batches", "left over")?;
-        for (name, samples, size, batches) in &self.buckets {
-            let size_text = size.map_or_else(|| "unset".into(), |s| s.to_string());
-            let left = samples - batches * size.unwrap_or(0);
-            writeln!(f, "{name:<24} {samples:>9} {size_text:>10} {batches:>12} {left:>10}")?;
+        for b in &self.buckets {
+            let size = b.batch_size.map_or_else(|| "unset".into(), |s| s.to_string());
+            let left = b.samples - b.full_batches * b.batch_size.unwrap_or(0);
+            writeln!(f, "{:<24} {:>9} {size:>10} {:>12} {left:>10}", b.name, b.samples, b.full_batches)?;
         }
-        let samples: usize = self.buckets.iter().map(|b| b.1).sum();
+        let samples: usize = self.buckets.iter().map(|b| b.samples).sum();
         writeln!(f, "{samples} samples in {} buckets ({} held out for validation): {} full batches per epoch", self.buckets.len(), self.held_out, self.batches())?;
         writeln!(f, "world size {}, grad_accum {}: {} optimiser steps per epoch", self.world_size, self.grad_accum, self.steps_per_epoch())?;
-        for (name, samples, size, _) in self.empty() {
-            match size {
-                Some(size) => writeln!(f, "WARNING: bucket {name} yields NO batches: {samples} samples < batch size {size}; its samples are never trained on. Lower its batch size in [data.batch_size].")?,
+        for b in self.empty() {
+            let name = &b.name;
+            match b.batch_size {
+                Some(size) => writeln!(f, "WARNING: bucket {name} yields NO batches: {} samples < batch size {size}; its samples are never trained on. Lower its batch size in [data.batch_size].", b.samples)?,
                 None => writeln!(f, "WARNING: bucket {name} yields NO batches: no key of [data.batch_size] matches it (add \"{name}\", its resolution, or default).")?,
             }
         }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Semaphore};
 pub use batch_size::BatchSizes;
 pub use cache::BlockCache;
 pub use config::{DataConfig, LoaderConfig, Selection};
-pub use dry_run::DryRun;
+pub use dry_run::{BucketLine, DryRun};
 pub use plan::{Plan, PlanSample};
 pub use state::{LoaderState, Rank};
 
@@ -214,7 +214,17 @@ impl Loader {
     /// The state after every rank has taken as many batches as this one: save it with a
     /// checkpoint to resume exactly, on any world size.
     pub fn state(&self) -> LoaderState {
-        LoaderState::at(&self.plan, self.start + self.rounds * self.rank.world_size as u64)
+        LoaderState::at(&self.plan, self.next_global())
+    }
+
+    /// The epoch of the next batch.
+    pub fn epoch(&self) -> u64 {
+        self.next_global() / self.plan.batches_per_epoch().max(1)
+    }
+
+    /// The global batch the ranks read next (once each has taken as many as this one).
+    fn next_global(&self) -> u64 {
+        self.start + self.rounds * self.rank.world_size as u64
     }
 
     /// Totals so far.

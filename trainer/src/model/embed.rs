@@ -86,23 +86,25 @@ fn sinusoid(positions: &[f32], dim: usize) -> Vec<f32> {
 }
 
 /// Fixed positions [1, T' * H' * W', dim]: a 2-D sinusoid over rows and columns (half the
-/// width each) plus a 1-D sinusoid over time, so any bucket's grid has positions.
+/// width each) plus a 1-D sinusoid over time, so any bucket's grid has positions. Only the
+/// spatial [H' * W', dim] and temporal [T', dim] tables are made on the host; their sum is
+/// broadcast on the device.
 pub fn positions<B: Backend>(grid: Grid, dim: usize, device: &B::Device) -> Tensor<B, 3> {
     let quarter = dim / 2;
     let rows: Vec<f32> = (0..grid.h).map(|r| r as f32).collect();
     let cols: Vec<f32> = (0..grid.w).map(|c| c as f32).collect();
     let frames: Vec<f32> = (0..grid.t).map(|t| t as f32).collect();
-    let (row_emb, col_emb, time_emb) = (sinusoid(&rows, quarter), sinusoid(&cols, dim - quarter), sinusoid(&frames, dim));
-    let mut data = Vec::with_capacity(grid.t * grid.spatial() * dim);
-    for t in 0..grid.t {
-        for r in 0..grid.h {
-            for c in 0..grid.w {
-                let spatial = row_emb[r * quarter..(r + 1) * quarter].iter().chain(&col_emb[c * (dim - quarter)..(c + 1) * (dim - quarter)]);
-                data.extend(spatial.zip(&time_emb[t * dim..(t + 1) * dim]).map(|(s, tm)| s + tm));
-            }
+    let (row_emb, col_emb) = (sinusoid(&rows, quarter), sinusoid(&cols, dim - quarter));
+    let mut spatial = Vec::with_capacity(grid.spatial() * dim);
+    for r in 0..grid.h {
+        for c in 0..grid.w {
+            spatial.extend_from_slice(&row_emb[r * quarter..(r + 1) * quarter]);
+            spatial.extend_from_slice(&col_emb[c * (dim - quarter)..(c + 1) * (dim - quarter)]);
         }
     }
-    Tensor::from_data(TensorData::new(data, [1, grid.t * grid.spatial(), dim]), device)
+    let spatial = Tensor::<B, 4>::from_data(TensorData::new(spatial, [1, 1, grid.spatial(), dim]), device);
+    let time = Tensor::<B, 4>::from_data(TensorData::new(sinusoid(&frames, dim), [1, grid.t, 1, dim]), device);
+    (spatial + time).reshape([1, grid.t * grid.spatial(), dim])
 }
 
 /// The timestep t in (0, 1) to a conditioning vector: sinusoid of 1000 t, then an MLP.
