@@ -46,6 +46,35 @@ ort_lib="$(ls "$CLIPLINE_VENV"/lib/python3*/site-packages/onnxruntime/capi/libon
 mkdir -p "$CLIPLINE_CACHE/lib"
 ln -sf "$ort_lib" "$CLIPLINE_CACHE/lib/libonnxruntime.so"
 
+# PP-OCRv4's text detector (the captions' text_area score; configs/demo.toml uses it): the
+# ONNX file ships in the PyPI wheel rapidocr-onnxruntime. Laid out as `clipline models pull
+# ppocr-v4-det` lays it out, so clipline finds it by that id.
+ppocr="$CLIPLINE_CACHE/models/ppocr-v4-det"
+if [ ! -f "$ppocr/clipline-model.json" ]; then
+    echo "setup: fetching the PP-OCRv4 text detector (rapidocr-onnxruntime wheel, 15 MB) into $ppocr"
+    wheels="$(mktemp -d)"
+    "$CLIPLINE_VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$wheels" 'rapidocr-onnxruntime==1.4.4'
+    "$CLIPLINE_VENV/bin/python" - "$wheels" "$ppocr" <<'PY'
+import json, shutil, sys, zipfile
+from pathlib import Path
+wheels, dest = Path(sys.argv[1]), Path(sys.argv[2])
+member = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
+dest.mkdir(parents=True, exist_ok=True)
+with zipfile.ZipFile(next(wheels.glob("*.whl"))) as z:
+    (dest / "det.onnx.part").write_bytes(z.read(member))
+(dest / "det.onnx.part").rename(dest / "det.onnx")
+record = {"id": "ppocr-v4-det", "source": {"wheel": {"package": "rapidocr-onnxruntime", "version": "1.4.4", "member": member, "file": "det.onnx"}},
+          "commit": None, "files": [["det.onnx", "rapidocr-onnxruntime==1.4.4:" + member]]}
+(dest / "clipline-model.json").write_text(json.dumps(record, indent=2))
+PY
+    rm -rf "$wheels"
+fi
+
+# The text tests draw text with ffmpeg's drawtext in DejaVu Sans.
+if [ "$with_test_tools" = 1 ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]; then
+    echo "setup: installing fonts-dejavu-core (Debian package)"
+    apt_install fonts-dejavu-core
+fi
 if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import moto, tokenizers" 2>/dev/null; then
     echo "setup: installing moto (S3 server) and tokenizers (the embedders' reference) into $CLIPLINE_VENV"
     pip_install 'moto[server]==5.2.1' 'tokenizers==0.22.1'

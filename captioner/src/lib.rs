@@ -13,6 +13,7 @@ pub mod kv_cache;
 pub mod model_files;
 pub mod preprocess;
 pub mod prompt;
+pub mod text_area;
 
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clipline_captioner::generate::GenerationSettings;
+use clipline_captioner::text_area::{TextDetector, TextSettings};
 use clipline_captioner::{bundled, prompt, Captioner, CaptionerConfig, Generated};
 use clipline_core::manifest::{CaptionRow, Timestamp};
 use clipline_onnx::{Device, SessionOptions};
@@ -19,6 +20,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::model_queue::ModelQueue;
+use crate::models::{resolve_known, Role};
 
 /// `[caption]`: the captioning model, its prompt, the frames it sees, generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +42,11 @@ pub struct CaptionConfig {
     pub threads: usize,
     /// Generation settings.
     pub generation: GenerationSettings,
+    /// Text detector for the `text_area` score: `ppocr-v4-det` (pulled or installed by
+    /// scripts/setup.sh) or a path to a DB detection model; empty: no score.
+    pub text_detector: String,
+    /// Text detection settings.
+    pub text: TextSettings,
 }
 
 impl Default for CaptionConfig {
@@ -53,6 +60,8 @@ impl Default for CaptionConfig {
             device: Device::Auto,
             threads: 0,
             generation: GenerationSettings::default(),
+            text_detector: String::new(),
+            text: TextSettings::default(),
         }
     }
 }
@@ -69,9 +78,9 @@ impl CaptionConfig {
         self.frame_positions.iter().map(|p| (p.clamp(0.0, 1.0) * last).round() as u64).collect()
     }
 
-    /// The settings that change captions (not batch size, device or threads).
-    pub fn caption_settings(&self) -> (&str, &str, &[f64], u32, &GenerationSettings) {
-        (&self.model, &self.prompt_file, &self.frame_positions, self.frame_max_side, &self.generation)
+    /// The settings that change caption rows (not batch size, device or threads).
+    pub fn caption_settings(&self) -> (&str, &str, &[f64], u32, &GenerationSettings, &str, &TextSettings) {
+        (&self.model, &self.prompt_file, &self.frame_positions, self.frame_max_side, &self.generation, &self.text_detector, &self.text)
     }
 
     /// Check values that parse but cannot work.
@@ -120,7 +129,19 @@ impl CaptionStage {
     /// # Errors
     /// When the model or prompt cannot be loaded.
     pub fn start(config: &CaptionConfig, cache: &std::path::Path, bar: ProgressBar) -> anyhow::Result<Self> {
-        let model_dir = bundled::resolve_model(&config.model, cache)?;
+        let model_dir = match resolve_known(&config.model, Role::Captioner, cache)? {
+            Some(dir) => dir,
+            None => bundled::resolve_model(&config.model, cache)?,
+        };
+        let session = SessionOptions { device: config.device, intra_threads: config.threads };
+        let text_detector = match config.text_detector.as_str() {
+            "" => None,
+            spec => {
+                let path = resolve_known(spec, Role::TextDetector, cache)?.unwrap_or_else(|| spec.into());
+                let detector = TextDetector::open(&path, &session, config.text.clone()).with_context(|| format!("cannot load caption.text_detector {spec}"))?;
+                Some(detector)
+            }
+        };
         let prompt = config.prompt()?;
         let prompt_hash = clipline_core::ids::hash_parts([
             prompt,
@@ -132,13 +153,13 @@ impl CaptionStage {
         let captioner = Captioner::load(CaptionerConfig {
             model_dir: model_dir.clone(),
             generation: config.generation.clone(),
-            session: SessionOptions { device: config.device, intra_threads: config.threads },
+            session,
         })
         .with_context(|| format!("cannot load caption model {}", model_dir.display()))?;
         let model_id = captioner.model_id.clone();
         tracing::info!(model = %model_id, prompt = %prompt_hash, "caption model loaded");
         let positions = positions_text(&config.frame_positions);
-        let mut worker = Worker { captioner, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone() };
+        let mut worker = Worker { captioner, text_detector, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone() };
         let queue = ModelQueue::start("captioner", config.batch_size, bar, move |clips| worker.caption(&clips))?;
         Ok(Self { queue, model_id, prompt_hash })
     }
@@ -158,6 +179,7 @@ fn positions_text(positions: &[f64]) -> String {
 
 struct Worker {
     captioner: Captioner,
+    text_detector: Option<TextDetector>,
     batch_size: usize,
     positions: String,
     model_id: String,
@@ -178,17 +200,26 @@ impl Worker {
         match self.captioner.caption(&frames, &keys) {
             Ok(generated) => {
                 let latency = started.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
-                batch.iter().zip(generated).map(|(clip, g)| self.row(&clip.clip_id, Ok(g), latency)).collect()
+                batch.iter().zip(generated).map(|(clip, g)| self.row(clip, Ok(g), latency)).collect()
             }
             Err(e) if batch.len() == 1 => {
                 tracing::warn!(clip = %batch[0].clip_id, "captioning failed: {e}");
-                vec![self.row(&batch[0].clip_id, Err(e.to_string()), started.elapsed().as_secs_f64() * 1000.0)]
+                vec![self.row(&batch[0], Err(e.to_string()), started.elapsed().as_secs_f64() * 1000.0)]
             }
             Err(_) => batch.chunks(1).flat_map(|one| self.caption_batch(one)).collect(),
         }
     }
 
-    fn row(&self, clip_id: &str, result: Result<Generated, String>, latency_ms: f64) -> CaptionRow {
+    /// The clip's text-covered fraction, when a detector is configured; a detector failure is
+    /// logged and leaves the score empty rather than failing the caption.
+    fn text_area(&mut self, clip: &ClipFrames) -> Option<f64> {
+        let detector = self.text_detector.as_mut()?;
+        let frames: Vec<&RgbImage> = clip.frames.iter().collect();
+        detector.text_area(&frames).map_err(|e| tracing::warn!(clip = %clip.clip_id, "text detection failed: {e}")).ok()
+    }
+
+    fn row(&mut self, clip: &ClipFrames, result: Result<Generated, String>, latency_ms: f64) -> CaptionRow {
+        let clip_id = clip.clip_id.as_str();
         let (status, caption, flags, tokens, truncated, error) = match result {
             Ok(g) => ("ok", g.text, g.flags, g.tokens as i64, g.truncated, None),
             Err(e) => ("failed", String::new(), Vec::new(), 0, false, Some(format!("{clip_id}: {e}"))),
@@ -202,7 +233,7 @@ impl Worker {
             flags,
             tokens,
             truncated,
-            text_area: None,
+            text_area: self.text_area(clip),
             frame_positions: self.positions.clone(),
             latency_ms,
             error,

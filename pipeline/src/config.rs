@@ -193,6 +193,9 @@ pub struct FiltersConfig {
     /// A clip whose middle-frame perceptual hash is within this Hamming distance of an earlier
     /// clip of the same video is a near duplicate and filtered (negative disables).
     pub near_duplicate_hamming: i32,
+    /// Clips whose text-covered fraction (the captions' `text_area`, from
+    /// `caption.text_detector`) is above this are filtered before embedding (1 disables).
+    pub max_text_area: f64,
 }
 
 impl Default for FiltersConfig {
@@ -204,6 +207,7 @@ impl Default for FiltersConfig {
             max_brightness: 255.0,
             min_sharpness: 0.0,
             near_duplicate_hamming: -1,
+            max_text_area: 1.0,
         }
     }
 }
@@ -272,6 +276,9 @@ impl Config {
         }
         if self.run.commit_every == 0 || self.run.extract_batch == 0 {
             return Err("run.commit_every and run.extract_batch must be at least 1".into());
+        }
+        if self.filters.max_text_area < 1.0 && self.caption.text_detector.is_empty() {
+            return Err("filters.max_text_area needs caption.text_detector (the score comes from it)".into());
         }
         self.caption.validate()?;
         self.embed.validate(self.caption.enabled())?;

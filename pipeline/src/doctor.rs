@@ -1,6 +1,6 @@
 //! `clipline doctor`: what clipline found on this machine, with versions, and the fix for what is
 //! missing: ffmpeg, ONNX Runtime (library, version, execution providers), the bundled caption
-//! and embedding models, and the output store when given.
+//! and embedding models, the text detector, and the output store when given.
 
 use bytes::Bytes;
 use clipline_core::cache::cache_dir;
@@ -40,6 +40,7 @@ pub async fn doctor(output: Option<&str>) -> bool {
     checks.push(onnx_check());
     checks.push(bundled_model_check());
     checks.push(bundled_embedders_check());
+    checks.push(text_detector_check());
     for c in &checks {
         println!("{:<12} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail);
     }
@@ -82,6 +83,21 @@ fn bundled_embedders_check() -> Check {
     match bundled::ALL.into_iter().map(load).collect::<Result<Vec<_>, _>>() {
         Ok(models) => Check { name: "embedders", ok: true, detail: models.join(", ") },
         Err(e) => Check { name: "embedders", ok: false, detail: e },
+    }
+}
+
+/// The text detector the demo config names, loaded into a session.
+fn text_detector_check() -> Check {
+    use clipline_captioner::text_area::{TextDetector, TextSettings};
+    let loaded = crate::models::resolve_known("ppocr-v4-det", crate::models::Role::TextDetector, &cache_dir())
+        .and_then(|path| {
+            let path = path.expect("a known model");
+            TextDetector::open(&path, &clipline_onnx::SessionOptions::default(), TextSettings::default())?;
+            Ok(path)
+        });
+    match loaded {
+        Ok(path) => Check { name: "text-detect", ok: true, detail: format!("ppocr-v4-det at {}", path.display()) },
+        Err(e) => Check { name: "text-detect", ok: false, detail: format!("{e:#} (scripts/setup.sh installs it)") },
     }
 }
 

@@ -54,6 +54,21 @@ pub struct VideoOutcome {
     pub cancelled: bool,
 }
 
+impl VideoOutcome {
+    /// Mark clips whose captions found more text than `max` filtered, and drop their samples'
+    /// inputs, so they are never embedded (their caption rows stay, with the score).
+    pub fn filter_text_area(&mut self, max: f64) {
+        for caption in &self.captions {
+            let Some(area) = caption.text_area.filter(|&a| a > max) else { continue };
+            if let Some(clip) = self.clips.iter_mut().find(|c| c.clip_id == caption.clip_id && c.status == "ok") {
+                clip.status = "filtered".into();
+                clip.filter_reason = Some(format!("text_area {area:.3} above filters.max_text_area {max}"));
+                self.embed_inputs.retain(|input| input.clip_id != caption.clip_id);
+            }
+        }
+    }
+}
+
 /// Shared state of an ingest run.
 pub struct Ingest {
     /// The configuration.

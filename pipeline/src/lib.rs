@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod logging;
 pub mod malloc;
 pub mod model_queue;
+pub mod models;
 pub mod probe;
 pub mod run;
 pub mod runtime;

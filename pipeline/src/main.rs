@@ -15,7 +15,7 @@ use clipline_core::storage::Store;
 use clipline_shard::loader::{DryRun, Plan};
 use clipline_shard::Dataset;
 use clipline_trainer::{train, RunOptions, TrainConfig};
-use clipline_pipeline::{bench, demo, doctor, probe, verify};
+use clipline_pipeline::{bench, demo, doctor, models, probe, verify};
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
 /// embedding and training.
@@ -80,6 +80,9 @@ enum Cmd {
         #[arg(long)]
         steps: Option<u64>,
     },
+    /// Production models clipline knows: list them, pull one into the cache.
+    #[command(subcommand)]
+    Models(ModelsCmd),
     /// Make synthetic videos with known shots and run the pipeline on them.
     Demo {
         /// Local output directory (inputs are written to OUTPUT/inputs).
@@ -95,6 +98,21 @@ enum ShardsCmd {
     Verify {
         /// The output root (a path, file://, s3://bucket/prefix).
         output: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// The known models, their sources and whether they are in the cache.
+    List,
+    /// Download a known model into the cache (resumes an interrupted pull; checks every file's
+    /// checksum). HF_ENDPOINT and HF_TOKEN are honoured.
+    Pull {
+        /// The model's id (see `clipline models list`) or its hub repository.
+        id: String,
+        /// Use the cache only (also HF_HUB_OFFLINE=1): succeed when the model is there.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -123,8 +141,8 @@ struct RunArgs {
     /// Do not write middle-frame images.
     #[arg(long)]
     no_middle_frames: bool,
-    /// Caption clips with this model: a model directory or `bundled:tiny-captioner`
-    /// (replaces `caption.model`).
+    /// Caption clips with this model: a model directory, a pulled model's id (clipline models
+    /// list) or `bundled:tiny-captioner` (replaces `caption.model`).
     #[arg(long, value_name = "MODEL")]
     caption_model: Option<String>,
 }
@@ -235,6 +253,25 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
             let handle = tokio::runtime::Handle::current();
             let summary = tokio::task::spawn_blocking(move || train(&config, &options, &handle)).await??;
             println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Models(ModelsCmd::List) => {
+            let cache = clipline_core::cache::cache_dir();
+            for m in models::CATALOGUE {
+                let state = m.installed(&cache).map_or("not pulled".to_string(), |d| format!("in {}", d.display()));
+                println!("{:<26} {:<13} {} [{state}]", m.id, format!("{:?}", m.role), m.about);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Models(ModelsCmd::Pull { id, offline }) => {
+            let model = models::known(&id).with_context(|| {
+                let ids: Vec<&str> = models::CATALOGUE.iter().map(|m| m.id).collect();
+                format!("unknown model {id:?}; known: {}", ids.join(", "))
+            })?;
+            let bar = progress.add(indicatif::ProgressBar::new(0));
+            let dir = models::pull(model, &clipline_core::cache::cache_dir(), offline || models::offline_from_env(), &bar).await?;
+            bar.finish_and_clear();
+            println!("{}: {}", model.id, model.entry(&dir).display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Doctor { output } => Ok(if doctor::doctor(output.as_deref()).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),

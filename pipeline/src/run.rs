@@ -158,6 +158,7 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
     let ingest = Arc::new(Ingest::new(config.clone(), tools, output.clone(), fetcher, stages, cancel.clone(), scratch.path().to_path_buf()));
 
     let (captioner, embedder) = (captioner.as_ref(), embedder.as_ref());
+    let max_text_area = config.filters.max_text_area;
     let mut results = futures::stream::iter(pending.into_iter().enumerate())
         .take_while(|_| std::future::ready(!cancel.is_cancelled()))
         .map(|(index, source)| tokio::spawn(ingest.clone().process(index, source)))
@@ -166,6 +167,7 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
             let mut outcome = outcome.context("a video task panicked")?;
             if let Some(stage) = captioner {
                 outcome.captions = stage.caption(std::mem::take(&mut outcome.caption_frames)).await?;
+                outcome.filter_text_area(max_text_area);
             }
             if let Some(stage) = embedder {
                 let captions = outcome.captions.iter().filter(|c| c.status == "ok").map(|c| (c.clip_id.clone(), c.caption.clone())).collect();

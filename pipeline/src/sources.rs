@@ -259,7 +259,7 @@ impl Fetcher {
 }
 
 /// reqwest's message, without a URL that could carry credentials in its query.
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

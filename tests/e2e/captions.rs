@@ -55,3 +55,43 @@ fn a_model_that_cannot_load_stops_the_run_naming_it() {
     assert!(!out.status.success());
     assert!(stderr.contains("decoder_model_merged.onnx"), "{stderr}");
 }
+
+/// With a text detector (`CLIPLINE_TEXT_DETECTOR`, set by scripts/test.sh; absent: skipped),
+/// every caption gets a `text_area`, and `filters.max_text_area` filters the clip full of text.
+#[test]
+fn clips_full_of_text_are_scored_and_filtered() {
+    let Some(detector) = std::env::var_os("CLIPLINE_TEXT_DETECTOR").filter(|p| std::path::Path::new(p).is_file()) else {
+        eprintln!("skipped: no text detector (scripts/setup.sh fetches it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+    let lines: Vec<String> = ["BREAKING NEWS TONIGHT", "Markets close higher", "More at eleven"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("drawtext=fontfile={font}:text='{t}':fontsize=30:fontcolor=white:x=20+n:y={}", 30 + 60 * i))
+        .collect();
+    let slide = input.join("slide.mp4");
+    let filter = lines.join(",");
+    crate::support::ffmpeg(&["-f", "lavfi", "-i", "mandelbrot=s=480x270:r=25", "-frames:v", "50", "-vf", &filter, "-c:v", "libx264", "-pix_fmt", "yuv420p", slide.to_str().unwrap()]);
+    lavfi_video(&input.join("plain.mp4"), "mandelbrot", 50);
+    let config = format!("{CAPTIONED}text_detector = {:?}\n\n[filters]\nmax_text_area = 0.1\n", detector.to_str().unwrap());
+    let out = ingest(dir.path(), &config, &input);
+    let clips: Vec<ClipRow> = rows(&out);
+    let captions: Vec<CaptionRow> = rows(&out);
+    assert_eq!(captions.len(), 2, "{captions:?}");
+    for caption in &captions {
+        let clip = clips.iter().find(|c| c.clip_id == caption.clip_id).unwrap();
+        let area = caption.text_area.expect("every caption has a text area");
+        if clip.source_uri.ends_with("slide.mp4") {
+            assert!(area > 0.1, "{area}");
+            assert_eq!(clip.status, "filtered");
+            assert!(clip.filter_reason.as_deref().unwrap().contains("filters.max_text_area"), "{:?}", clip.filter_reason);
+        } else {
+            assert!(area < 0.01, "{area}");
+            assert_eq!(clip.status, "ok");
+        }
+    }
+}

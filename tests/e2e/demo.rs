@@ -71,6 +71,7 @@ fn demo_captions_the_known_shapes() {
     assert_eq!(captions.len(), ok_clips, "one caption per clip that was not filtered");
     assert!(captions.iter().all(|c| c.status == "ok" && c.model_id.starts_with("tiny-captioner-") && c.prompt_hash.len() == 16));
     assert!(captions.iter().all(|c| c.frame_positions == "0.2,0.5,0.8" && !c.truncated && c.tokens > 0));
+    assert!(captions.iter().all(|c| c.text_area.is_some_and(|a| a < 0.05)), "the demo's drawn shapes hold no text");
 
     let (mut known, mut right) = (0, 0);
     for caption in &captions {

@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod frame_exact;
 mod http;
+mod models;
 mod real_footage;
 mod resume;
 mod s3;

@@ -1,0 +1,231 @@
+//! Production models clipline knows by name, where each comes from, and the cache they are
+//! pulled into (`clipline models pull ID`), so a config says `model = "smolvlm-256m-instruct"`
+//! instead of a path.
+//!
+//! A pulled model is a directory `CACHE/models/ID/` with the files as the source lays them out
+//! and `clipline-model.json` (source, resolved commit, checksums) written last: a directory
+//! without it is an interrupted pull, which the next pull resumes. Runs never download: a model
+//! that is not in the cache is an error that says which command fetches it, so a batch job
+//! never depends on the hub being up (offline use is the cache alone).
+
+mod download;
+mod hub;
+mod wheel;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use download::Downloader;
+use hub::Hub;
+
+/// What a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A captioning VLM (`caption.model`).
+    Captioner,
+    /// A text detector for the text-area score (`caption.text_detector`).
+    TextDetector,
+}
+
+/// Where a model's files come from.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A Hugging Face hub repository at a revision, and the files to take.
+    Hub {
+        /// `owner/name`.
+        repo: &'static str,
+        /// Branch, tag or commit.
+        revision: &'static str,
+        /// Paths in the repository.
+        files: &'static [&'static str],
+    },
+    /// One file inside a PyPI wheel, saved under `file`.
+    Wheel {
+        /// The package.
+        package: &'static str,
+        /// Its pinned version.
+        version: &'static str,
+        /// The member's path in the wheel.
+        member: &'static str,
+        /// Its name in the model directory.
+        file: &'static str,
+    },
+}
+
+/// A model clipline can pull.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct KnownModel {
+    /// Its id in configs and on the command line.
+    pub id: &'static str,
+    /// What it is for.
+    pub role: Role,
+    /// One line about it.
+    pub about: &'static str,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+const SMOLVLM_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "onnx/vision_encoder.onnx",
+    "onnx/embed_tokens.onnx",
+    "onnx/decoder_model_merged.onnx",
+];
+
+/// The models `clipline models pull` knows.
+pub const CATALOGUE: &[KnownModel] = &[
+    KnownModel {
+        id: "smolvlm-256m-instruct",
+        role: Role::Captioner,
+        about: "SmolVLM 256M Instruct (Idefics3 layout; several frames per prompt), fp32 ONNX, about 1 GB",
+        source: Source::Hub { repo: "HuggingFaceTB/SmolVLM-256M-Instruct", revision: "main", files: SMOLVLM_FILES },
+    },
+    KnownModel {
+        id: "smolvlm-500m-instruct",
+        role: Role::Captioner,
+        about: "SmolVLM 500M Instruct (Idefics3 layout), fp32 ONNX, about 2 GB",
+        source: Source::Hub { repo: "HuggingFaceTB/SmolVLM-500M-Instruct", revision: "main", files: SMOLVLM_FILES },
+    },
+    KnownModel {
+        id: "vit-gpt2-image-captioning",
+        role: Role::Captioner,
+        about: "ViT + GPT-2 image captioner (vision encoder-decoder layout), ONNX export, about 1 GB",
+        source: Source::Hub {
+            repo: "Xenova/vit-gpt2-image-captioning",
+            revision: "main",
+            files: &["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"],
+        },
+    },
+    KnownModel {
+        id: "ppocr-v4-det",
+        role: Role::TextDetector,
+        about: "PP-OCRv4 text detector (DB), from the rapidocr-onnxruntime wheel, 4.7 MB",
+        source: Source::Wheel {
+            package: "rapidocr-onnxruntime",
+            version: "1.4.4",
+            member: "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+            file: "det.onnx",
+        },
+    },
+];
+
+/// Name of the record that marks a complete pull.
+const RECORD: &str = "clipline-model.json";
+
+/// The catalogue entry named `spec` (its id or, for hub models, its repository).
+pub fn known(spec: &str) -> Option<&'static KnownModel> {
+    CATALOGUE.iter().find(|m| m.id == spec || matches!(m.source, Source::Hub { repo, .. } if repo == spec))
+}
+
+impl KnownModel {
+    /// Its directory in the cache.
+    pub fn dir(&self, cache: &Path) -> PathBuf {
+        cache.join("models").join(self.id)
+    }
+
+    /// Its directory when a pull completed.
+    pub fn installed(&self, cache: &Path) -> Option<PathBuf> {
+        let dir = self.dir(cache);
+        dir.join(RECORD).is_file().then_some(dir)
+    }
+
+    /// The path a config should load: the directory, or for a wheel member its file.
+    pub fn entry(&self, dir: &Path) -> PathBuf {
+        match self.source {
+            Source::Wheel { file, .. } => dir.join(file),
+            Source::Hub { .. } => dir.to_path_buf(),
+        }
+    }
+}
+
+/// What a config's model field names, when it is a known model: its path in the cache.
+///
+/// # Errors
+/// When it is known but not pulled (saying which command pulls it), or is for another role.
+pub fn resolve_known(spec: &str, role: Role, cache: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let Some(model) = known(spec) else { return Ok(None) };
+    if model.role != role {
+        bail!("{spec} is a {:?} model, not a {role:?}", model.role);
+    }
+    match model.installed(cache) {
+        Some(dir) => Ok(Some(model.entry(&dir))),
+        None => bail!("model {spec} is not in the cache ({}); fetch it with `clipline models pull {}`", model.dir(cache).display(), model.id),
+    }
+}
+
+/// The record written when a pull completes.
+#[derive(Serialize)]
+struct PullRecord<'a> {
+    id: &'a str,
+    source: Source,
+    commit: Option<String>,
+    files: Vec<(String, String)>,
+}
+
+/// Pull `model` into `cache` (resuming an interrupted pull); with `offline`, only check the
+/// cache. Returns the model's directory.
+///
+/// # Errors
+/// When the model is not cached and `offline`, or a download fails (what was fetched stays for
+/// the next attempt).
+pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &ProgressBar) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = model.installed(cache) {
+        return Ok(dir);
+    }
+    let dir = model.dir(cache);
+    if offline {
+        bail!("model {} is not in the cache ({}) and offline mode is on (HF_HUB_OFFLINE or --offline)", model.id, dir.display());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(model.id);
+    let (record_files, commit) = match model.source {
+        Source::Hub { repo, revision, files } => {
+            let (endpoint, token) = Hub::from_env();
+            let hub = Hub::new(&endpoint, token.clone(), Duration::from_secs(60))?;
+            let downloader = Downloader::new(token, 5, Duration::from_secs(60))?;
+            let mut record = Vec::new();
+            let mut commit = None;
+            for path in files {
+                // Every file at the commit the first one resolved to, so a push to the repository
+                // during the pull cannot mix two versions.
+                let file = hub.file(repo, commit.as_deref().unwrap_or(revision), path).await?;
+                if commit.is_none() {
+                    commit.clone_from(&file.commit);
+                }
+                downloader.fetch(&file.url, &dir.join(path), &file.checksum, path, bar).await.with_context(|| format!("pulling {} from {endpoint}", model.id))?;
+                record.push((path.to_string(), format!("{:?}", file.checksum)));
+            }
+            (record, commit)
+        }
+        Source::Wheel { package, version, member, file } => {
+            let downloader = Downloader::new(None, 5, Duration::from_secs(60))?;
+            let index = wheel::index_from_env();
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            wheel::fetch_member(&downloader, &index, (package, version, member), &cache.join("downloads"), &dir.join(file), bar)
+                .await
+                .with_context(|| format!("pulling {} from {index}", model.id))?;
+            (vec![(file.to_string(), format!("{package}=={version}:{member}"))], None)
+        }
+    };
+    let record = PullRecord { id: model.id, source: model.source, commit, files: record_files };
+    std::fs::write(dir.join(RECORD), serde_json::to_vec_pretty(&record)?).with_context(|| format!("cannot write {}", dir.join(RECORD).display()))?;
+    Ok(dir)
+}
+
+/// `HF_HUB_OFFLINE` set to a true value.
+pub fn offline_from_env() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}

@@ -1,0 +1,170 @@
+//! `clipline models pull` against a local server speaking the hub's file protocol and PyPI's JSON
+//! API (tests/e2e/model_server.py): interrupted downloads resume with ranges, every file is
+//! checked, a wrong checksum fails loudly, offline mode uses the cache alone, and a pulled
+//! model is used by its id.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clipline_core::manifest::CaptionRow;
+
+use crate::support::{clipline, lavfi_video, output, rows};
+
+const REPO: &str = "Xenova/vit-gpt2-image-captioning";
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(root: &Path, log: PathBuf, extra: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/model_server.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .arg(port.to_string())
+            .args(extra)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs the model server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the model server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, log }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The hub layout of the vit-gpt2 captioner repository, filled with the tiny captioner.
+fn hub_root(dir: &Path) -> PathBuf {
+    let root = dir.join("hub");
+    let repo = root.join(REPO);
+    std::fs::create_dir_all(repo.join("onnx")).unwrap();
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/tiny-captioner");
+    for name in ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json"] {
+        std::fs::copy(tiny.join(name), repo.join(name)).unwrap();
+    }
+    for name in ["encoder_model.onnx", "decoder_model_merged.onnx"] {
+        std::fs::copy(tiny.join(name), repo.join("onnx").join(name)).unwrap();
+    }
+    root
+}
+
+fn pull(cache: &Path, server: &Server, args: &[&str]) -> std::process::Output {
+    output(clipline().args(["models", "pull"]).args(args).env("CLIPLINE_CACHE", cache).env("HF_ENDPOINT", server.url()).env("CLIPLINE_PYPI_URL", server.url()).env_remove("HF_HUB_OFFLINE"))
+}
+
+#[test]
+fn hub_models_resume_are_checked_and_captions_use_them_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = hub_root(dir.path());
+    let cache = dir.path().join("cache");
+    let server = Server::start(&root, dir.path().join("requests.log"), &["--cut", "20000"]);
+
+    let offline = pull(&cache, &server, &["vit-gpt2-image-captioning", "--offline"]);
+    assert!(!offline.status.success());
+    assert!(String::from_utf8_lossy(&offline.stderr).contains("offline"), "{}", String::from_utf8_lossy(&offline.stderr));
+
+    let out = pull(&cache, &server, &["vit-gpt2-image-captioning"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = cache.join("models/vit-gpt2-image-captioning");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&model.display().to_string()));
+    for (file, served) in [("onnx/encoder_model.onnx", "onnx/encoder_model.onnx"), ("onnx/decoder_model_merged.onnx", "onnx/decoder_model_merged.onnx"), ("tokenizer.json", "tokenizer.json")] {
+        assert_eq!(std::fs::read(model.join(file)).unwrap(), std::fs::read(root.join(REPO).join(served)).unwrap(), "{file}");
+    }
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("clipline-model.json")).unwrap()).unwrap();
+    assert_eq!(record["commit"], "0123456789abcdef0123456789abcdef01234567");
+    assert!(walk(&model).iter().all(|p| !p.to_string_lossy().ends_with(".part")), "no partial files left");
+    let requests = server.requests();
+    assert!(requests.lines().any(|l| l.ends_with("-cut")), "the server cut a download:\n{requests}");
+    assert!(requests.lines().any(|l| l.contains("bytes=20000-") && l.ends_with(" 206")), "the download resumed with a range:\n{requests}");
+
+    // Pulled: offline succeeds, a second pull fetches nothing.
+    let before = server.requests().lines().count();
+    assert!(pull(&cache, &server, &["vit-gpt2-image-captioning", "--offline"]).status.success());
+    assert!(pull(&cache, &server, &[REPO]).status.success(), "the hub repository names the model too");
+    assert_eq!(server.requests().lines().count(), before);
+
+    // A run captions with the pulled model by its id (ONNX Runtime from the real cache).
+    let runtime = std::env::var_os("CLIPLINE_ORT_LIB").map_or_else(|| clipline_core::cache::cache_dir().join("lib/libonnxruntime.so"), PathBuf::from);
+    let video = dir.path().join("v.mp4");
+    lavfi_video(&video, "testsrc2", 60);
+    let out_dir = dir.path().join("out");
+    let run = output(
+        clipline().args(["run", "--caption-model", "vit-gpt2-image-captioning", "--input"]).arg(&video).arg("--output").arg(&out_dir).env("CLIPLINE_CACHE", &cache).env("CLIPLINE_ORT_LIB", &runtime),
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let captions: Vec<CaptionRow> = rows(&out_dir);
+    assert!(!captions.is_empty() && captions.iter().all(|c| c.status == "ok" && c.model_id.starts_with("vit-gpt2-image-captioning@")), "{captions:?}");
+
+    // A model not pulled is named with the command that fetches it.
+    let missing = output(clipline().args(["run", "--caption-model", "smolvlm-256m-instruct", "--input"]).arg(&video).arg("--output").arg(dir.path().join("o2")).env("CLIPLINE_CACHE", &cache).env("CLIPLINE_ORT_LIB", &runtime));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && stderr.contains("clipline models pull smolvlm-256m-instruct"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_checksum_fails_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = hub_root(dir.path());
+    let cache = dir.path().join("cache");
+    let server = Server::start(&root, dir.path().join("requests.log"), &["--corrupt", "onnx/decoder_model_merged.onnx"]);
+    let out = pull(&cache, &server, &["vit-gpt2-image-captioning"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("checksum mismatch") && stderr.contains("decoder_model_merged.onnx"), "{stderr}");
+    let model = cache.join("models/vit-gpt2-image-captioning");
+    assert!(!model.join("clipline-model.json").exists() && !model.join("onnx/decoder_model_merged.onnx").exists());
+    let listed = output(clipline().args(["models", "list"]).env("CLIPLINE_CACHE", &cache));
+    assert!(String::from_utf8_lossy(&listed.stdout).lines().any(|l| l.starts_with("vit-gpt2-image-captioning") && l.contains("not pulled")));
+}
+
+#[test]
+fn wheel_members_are_unpacked_from_the_package_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("det.onnx");
+    std::fs::write(&payload, (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    let member = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx";
+    let wheel = ["--wheel", "rapidocr-onnxruntime", "1.4.4", member, payload.to_str().unwrap()];
+    let server = Server::start(dir.path(), dir.path().join("requests.log"), &wheel);
+    let cache = dir.path().join("cache");
+    let out = pull(&cache, &server, &["ppocr-v4-det"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let unpacked = cache.join("models/ppocr-v4-det/det.onnx");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&unpacked.display().to_string()));
+    assert_eq!(std::fs::read(&unpacked).unwrap(), std::fs::read(&payload).unwrap());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
