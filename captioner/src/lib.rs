@@ -2,9 +2,11 @@
 //!
 //! A clip is shown to the model as a few frames (20%, 50% and 80% of the way through, by
 //! default), because image models describe space well and time badly; the pipeline takes them
-//! from frames it already decodes. Two graph layouts run: vision encoder-decoder (ViT-GPT2,
-//! Florence-2 family) and Idefics3/SmolVLM, both as the public exporters write them. Generation
-//! is batched across clips, greedy unless sampling is asked for, with a KV cache.
+//! from frames it already decodes. The vision encoder-decoder layout (ViT-GPT2, Florence-2
+//! family, as optimum exports it) runs; the Idefics3/SmolVLM layout is recognised and refused
+//! by name until it is built. Generation
+//! is batched across clips, greedy unless sampling is asked for, with a KV cache. The same frames
+//! can be scored for text in frame ([`text_area`], a PP-OCR detector).
 
 pub mod bundled;
 pub mod encoder_decoder;

@@ -5,7 +5,8 @@
 //! thread owns the model; videos hand it their clips through a bounded queue, and it gathers
 //! clips of several videos into one batch when they are waiting, so small videos still fill the
 //! model's batches. A batch that fails is retried clip by clip, so one bad clip gets a `failed`
-//! row with the reason and the others their captions.
+//! row with the reason and the others their captions. With `text_detector` set, the same worker
+//! scores the same frames for text (`text_area`), which `filters.max_text_area` can filter on.
 
 use std::time::Instant;
 

