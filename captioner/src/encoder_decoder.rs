@@ -10,7 +10,7 @@ use clipline_onnx::tensor::{f32_output, input};
 use clipline_onnx::{open_session, ModelSession, OnnxError, SessionOptions};
 use ort::value::Tensor;
 
-use crate::generate::{Batch, GenerationSettings};
+use crate::generate::{last_position_logits, Batch, GenerationSettings};
 use crate::kv_cache::KvCache;
 use crate::model_files::ModelFiles;
 use crate::CaptionError;
@@ -127,8 +127,7 @@ impl EncoderDecoder {
         inputs.extend(cache.inputs(feed.len())?);
         let mut outputs = self.decoder.run(inputs)?;
         let (dims, logits) = f32_output(&outputs["logits"], "logits")?;
-        let vocab = *dims.last().unwrap_or(&0);
-        let last: Vec<f32> = logits.chunks(vocab * dims[1]).flat_map(|seq| &seq[seq.len() - vocab..]).copied().collect();
+        let (last, vocab) = last_position_logits(&dims, logits);
         cache.update(&mut outputs, 1)?;
         Ok((last, vocab))
     }

@@ -92,6 +92,15 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// The logits of the last position of each sequence, `[batch, vocab]`, from a decoder's
+/// `[batch, positions, vocab]` output; and `vocab`.
+pub fn last_position_logits(dims: &[usize], logits: &[f32]) -> (Vec<f32>, usize) {
+    let vocab = *dims.last().unwrap_or(&0);
+    let per_sequence = vocab * dims.get(1).copied().unwrap_or(1);
+    let last = logits.chunks(per_sequence.max(1)).flat_map(|seq| &seq[seq.len() - vocab..]).copied().collect();
+    (last, vocab)
+}
+
 /// Sequences of a batch being generated together.
 pub struct Batch {
     /// Tokens generated so far, per sequence.

@@ -2,20 +2,23 @@
 //!
 //! A clip is shown to the model as a few frames (20%, 50% and 80% of the way through, by
 //! default), because image models describe space well and time badly; the pipeline takes them
-//! from frames it already decodes. The vision encoder-decoder layout (ViT-GPT2, Florence-2
-//! family, as optimum exports it) runs; the Idefics3/SmolVLM layout is recognised and refused
-//! by name until it is built. Generation
+//! from frames it already decodes. Two graph layouts run: vision encoder-decoder (ViT-GPT2,
+//! Florence-2 family; the frames' states are laid end to end for the decoder) and
+//! Idefics3/SmolVLM (a chat prompt with every frame as tiled images), both as the public
+//! exporters write them. Generation
 //! is batched across clips, greedy unless sampling is asked for, with a KV cache. The same frames
 //! can be scored for text in frame ([`text_area`], a PP-OCR detector).
 
 pub mod bundled;
 pub mod encoder_decoder;
 pub mod generate;
+pub mod idefics3;
 pub mod kv_cache;
 pub mod model_files;
 pub mod preprocess;
 pub mod prompt;
 pub mod text_area;
+pub mod tiling;
 
 use std::path::PathBuf;
 
@@ -25,6 +28,7 @@ use tokenizers::Tokenizer;
 
 use crate::encoder_decoder::EncoderDecoder;
 use crate::generate::GenerationSettings;
+use crate::idefics3::Idefics3;
 use crate::model_files::{Layout, ModelFiles};
 use crate::preprocess::ImageProcessor;
 
@@ -54,6 +58,8 @@ pub struct CaptionerConfig {
     pub generation: GenerationSettings,
     /// Device and threads.
     pub session: SessionOptions,
+    /// The instruction (chat models; the encoder-decoder layout takes no prompt).
+    pub prompt: String,
 }
 
 /// One clip's caption.
@@ -71,6 +77,7 @@ pub struct Generated {
 
 enum Model {
     EncoderDecoder(EncoderDecoder),
+    Idefics3(Idefics3),
 }
 
 /// A loaded captioner.
@@ -84,6 +91,7 @@ pub struct Captioner {
     processor: ImageProcessor,
     extra_stops: Vec<u32>,
     generation: GenerationSettings,
+    prompt: String,
 }
 
 impl Captioner {
@@ -96,13 +104,15 @@ impl Captioner {
         let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| CaptionError::Tokenizer(format!("{}: {e}", files.tokenizer.display())))?;
         let mut processor = ImageProcessor::from_file(&files.preprocessor)?;
         let model = match files.layout {
-            Layout::EncoderDecoder => Model::EncoderDecoder(EncoderDecoder::open(&files, &config.session)?),
-            Layout::Idefics3 => return Err(CaptionError::ModelFiles(format!("{}: the Idefics3 layout is not supported yet", files.dir.display()))),
+            Layout::EncoderDecoder => {
+                let model = EncoderDecoder::open(&files, &config.session)?;
+                if let (Some(side), preprocess::Size { height: None, width: None, .. }) = (model.input_side(), processor.size) {
+                    processor.size = preprocess::Size { height: Some(side), width: Some(side), ..Default::default() };
+                }
+                Model::EncoderDecoder(model)
+            }
+            Layout::Idefics3 => Model::Idefics3(Idefics3::open(&files, &tokenizer, &config.session)?),
         };
-        let Model::EncoderDecoder(m) = &model;
-        if let (Some(side), preprocess::Size { height: None, width: None, .. }) = (m.input_side(), processor.size) {
-            processor.size = preprocess::Size { height: Some(side), width: Some(side), ..Default::default() };
-        }
         check_vocabulary(&files, &tokenizer)?;
         let extra_stops = config
             .generation
@@ -110,7 +120,7 @@ impl Captioner {
             .iter()
             .map(|t| tokenizer.token_to_id(t).ok_or_else(|| CaptionError::Tokenizer(format!("stop token {t:?} is not in {}", files.tokenizer.display()))))
             .collect::<Result<_, _>>()?;
-        Ok(Self { model_id: files.model_id()?, files, model, tokenizer, processor, extra_stops, generation: config.generation })
+        Ok(Self { model_id: files.model_id()?, files, model, tokenizer, processor, extra_stops, generation: config.generation, prompt: config.prompt })
     }
 
     /// The image processor in use.
@@ -130,11 +140,18 @@ impl Captioner {
             let counts: Vec<usize> = clips.iter().map(|c| c.len()).collect();
             return Err(CaptionError::Input(format!("every clip of a batch needs the same, non-zero number of frames (got {counts:?})")));
         }
-        let images: Vec<&RgbImage> = clips.iter().flat_map(|c| c.iter()).collect();
-        let (shape, pixels) = self.processor.batch(&images)?;
-        let Model::EncoderDecoder(model) = &mut self.model;
-        let states = model.encode(&shape, pixels, frames)?;
-        let batch = model.generate(&states, keys, &self.generation, &self.extra_stops)?;
+        let batch = match &mut self.model {
+            Model::EncoderDecoder(model) => {
+                let images: Vec<&RgbImage> = clips.iter().flat_map(|c| c.iter()).collect();
+                let (shape, pixels) = self.processor.batch(&images)?;
+                let states = model.encode(&shape, pixels, frames)?;
+                model.generate(&states, keys, &self.generation, &self.extra_stops)?
+            }
+            Model::Idefics3(model) => {
+                let prepared = model.prepare(clips, &self.prompt, &self.processor, &self.tokenizer)?;
+                model.generate(prepared, keys, &self.generation, &self.extra_stops)?
+            }
+        };
         batch
             .generated
             .iter()
@@ -148,8 +165,19 @@ impl Captioner {
 
     /// The encoder-decoder model, for checks against other runtimes.
     pub fn encoder_decoder(&mut self) -> Option<&mut EncoderDecoder> {
-        let Model::EncoderDecoder(m) = &mut self.model;
-        Some(m)
+        match &mut self.model {
+            Model::EncoderDecoder(m) => Some(m),
+            Model::Idefics3(_) => None,
+        }
+    }
+
+    /// The Idefics3 model and what preparing its inputs needs, for checks against other
+    /// runtimes.
+    pub fn idefics3(&mut self) -> Option<(&mut Idefics3, &ImageProcessor, &Tokenizer, &str)> {
+        match &mut self.model {
+            Model::Idefics3(m) => Some((m, &self.processor, &self.tokenizer, &self.prompt)),
+            Model::EncoderDecoder(_) => None,
+        }
     }
 }
 

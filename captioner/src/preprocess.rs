@@ -48,6 +48,10 @@ pub struct ImageProcessor {
     /// image are resized to it.
     #[serde(default)]
     pub max_image_size: Option<Size>,
+    /// Idefics3: cut frames into tiles of `max_image_size` plus a global image
+    /// ([`crate::tiling`]).
+    #[serde(default)]
+    pub do_image_splitting: bool,
 }
 
 fn yes() -> bool {
@@ -110,7 +114,8 @@ impl ImageProcessor {
         self.max_image_size.and_then(|s| s.longest_edge)
     }
 
-    fn filter(&self) -> FilterType {
+    /// The resampling filter `resample` names.
+    pub fn filter(&self) -> FilterType {
         match self.resample {
             0 => FilterType::Nearest,
             1 => FilterType::Lanczos3,

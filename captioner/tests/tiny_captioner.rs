@@ -19,6 +19,7 @@ fn config(model_dir: PathBuf) -> CaptionerConfig {
         model_dir,
         generation: GenerationSettings { max_new_tokens: 24, ..GenerationSettings::default() },
         session: SessionOptions { intra_threads: 1, ..SessionOptions::default() },
+        prompt: clipline_captioner::prompt::DEFAULT_PROMPT.to_string(),
     }
 }
 

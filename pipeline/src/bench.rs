@@ -173,7 +173,8 @@ fn caption_loop(model: PathBuf, pixels: PathBuf, (clips, frames, size, batch, ma
     anyhow::ensure!(data.len() == clips * frames * per_frame, "{} holds {} floats, expected {clips}x{frames}x3x{size}x{size}", pixels.display(), data.len());
     let generation = GenerationSettings { max_new_tokens, ..GenerationSettings::default() };
     let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
-    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session })?;
+    let prompt = clipline_captioner::prompt::DEFAULT_PROMPT.to_string();
+    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session, prompt })?;
     let model = captioner.encoder_decoder().context("the caption-loop benchmark runs encoder-decoder models")?;
     let mut tokens = 0;
     let best = best_of(repeat, || {

@@ -145,7 +145,7 @@ impl CaptionStage {
         };
         let prompt = config.prompt()?;
         let prompt_hash = clipline_core::ids::hash_parts([
-            prompt,
+            prompt.clone(),
             serde_json::to_string(&config.frame_positions)?,
             config.frame_max_side.to_string(),
             serde_json::to_string(&config.generation)?,
@@ -155,6 +155,7 @@ impl CaptionStage {
             model_dir: model_dir.clone(),
             generation: config.generation.clone(),
             session,
+            prompt,
         })
         .with_context(|| format!("cannot load caption model {}", model_dir.display()))?;
         let model_id = captioner.model_id.clone();

@@ -95,3 +95,22 @@ fn clips_full_of_text_are_scored_and_filtered() {
         }
     }
 }
+
+/// The Idefics3/SmolVLM layout inside `clipline run`: the tiny random SmolVLM captions every
+/// clip through its chat prompt (its words are noise; the rows are what is checked).
+#[test]
+fn a_smolvlm_layout_model_captions_in_the_dataflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    lavfi_video(&input.join("a.mp4"), "testsrc2", 60);
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/tiny-smolvlm");
+    let config = format!("[clips]\nwrite_middle_frames = false\n\n[caption]\nmodel = {:?}\n\n[caption.generation]\nmax_new_tokens = 8\n", model.to_str().unwrap());
+    let out = ingest(dir.path(), &config, &input);
+    let captions: Vec<CaptionRow> = rows(&out);
+    assert!(!captions.is_empty());
+    for c in &captions {
+        assert_eq!(c.status, "ok", "{:?}", c.error);
+        assert!(c.model_id.starts_with("tiny-smolvlm@") && c.tokens > 0 && c.tokens <= 8, "{c:?}");
+    }
+}
