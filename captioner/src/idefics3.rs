@@ -42,6 +42,7 @@ pub struct Idefics3 {
 }
 
 /// A batch ready to decode: token ids (left-padded), the mask, and the tiles' pixels.
+#[derive(Debug, Clone)]
 pub struct Prepared {
     /// `[clips, length]` ids, row-major.
     pub ids: Vec<u32>,

@@ -69,6 +69,44 @@ pub enum Bench {
     },
     /// The streaming loader over whole epochs, cold and warm; prints JSON with samples/s and MB/s.
     Loader(crate::bench_loader::LoaderBench),
+    /// The Idefics3/SmolVLM loop (vision encoder, embeddings, greedy decoding) on frames tiled
+    /// and tokenized beforehand (outside the timing); `--export` writes those inputs for the
+    /// Python side. Prints JSON with clips/s and tokens/s.
+    VlmLoop {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Frames: packed RGB bytes `[clips * frames, height, width, 3]`.
+        #[arg(long)]
+        rgb: PathBuf,
+        /// Clips in the file.
+        #[arg(long)]
+        clips: usize,
+        /// Frames per clip.
+        #[arg(long)]
+        frames: usize,
+        /// Frame width.
+        #[arg(long)]
+        width: u32,
+        /// Frame height.
+        #[arg(long)]
+        height: u32,
+        /// Clips per batch.
+        #[arg(long)]
+        batch: usize,
+        /// Most tokens per caption.
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// Passes over all clips; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Threads per model run (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Write each clip's prompt ids (`ids.json`) and tiles (`pixels.bin`) here.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
     /// The caption model loop alone (encoder, then greedy decoding with the KV cache) on
     /// preprocessed frames; prints JSON with clips/s and tokens/s.
     CaptionLoop {
@@ -110,6 +148,9 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::CaptionLoop { model, pixels, clips, frames, size, batch, max_new_tokens, repeat, threads } => {
             caption_loop(model, pixels, (clips, frames, size, batch, max_new_tokens), repeat, threads)
+        }
+        Bench::VlmLoop { model, rgb, clips, frames, width, height, batch, max_new_tokens, repeat, threads, export } => {
+            vlm_loop(model, &rgb, (clips, frames, (width, height)), (batch, max_new_tokens, repeat, threads), export.as_deref())
         }
         Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
         Bench::Shards(bench) => crate::bench_shards::run(&bench),
@@ -192,5 +233,39 @@ fn caption_loop(model: PathBuf, pixels: PathBuf, (clips, frames, size, batch, ma
     })?;
     let report = serde_json::json!({ "seconds": best, "clips_per_s": clips as f64 / best, "tokens_per_s": tokens as f64 / best, "tokens": tokens });
     println!("{report}");
+    Ok(())
+}
+
+fn vlm_loop(model: PathBuf, rgb: &std::path::Path, (clips, frames, (width, height)): (usize, usize, (u32, u32)), (batch, max_new_tokens, repeat, threads): (usize, usize, usize, usize), export: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let bytes = std::fs::read(rgb).with_context(|| format!("cannot read {}", rgb.display()))?;
+    let frame = (width * height * 3) as usize;
+    anyhow::ensure!(bytes.len() == clips * frames * frame, "{} holds {} bytes, expected {clips}x{frames} frames of {width}x{height}", rgb.display(), bytes.len());
+    let images: Vec<image::RgbImage> = bytes.chunks_exact(frame).map(|b| image::RgbImage::from_raw(width, height, b.to_vec()).expect("whole frames")).collect();
+    let generation = GenerationSettings { max_new_tokens, ..GenerationSettings::default() };
+    let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
+    let prompt = clipline_captioner::prompt::DEFAULT_PROMPT.to_string();
+    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session, prompt })?;
+    let (model, processor, tokenizer, prompt) = captioner.idefics3().context("the vlm-loop benchmark runs Idefics3/SmolVLM models")?;
+    let prompt = prompt.to_string();
+    let clip_frames: Vec<&[image::RgbImage]> = images.chunks(frames).collect();
+    if let Some(dir) = export {
+        let each: Vec<_> = clip_frames.iter().map(|c| model.prepare(&[*c], &prompt, processor, tokenizer)).collect::<Result<_, _>>()?;
+        let ids: Vec<&Vec<u32>> = each.iter().map(|p| &p.ids).collect();
+        std::fs::write(dir.join("ids.json"), serde_json::to_vec(&ids)?)?;
+        std::fs::write(dir.join("pixels.bin"), each.iter().flat_map(|p| p.pixels.iter().flat_map(|v| v.to_le_bytes())).collect::<Vec<u8>>())?;
+    }
+    let prepared: Vec<_> = clip_frames.chunks(batch.max(1)).map(|b| model.prepare(b, &prompt, processor, tokenizer)).collect::<Result<_, _>>()?;
+    let mut tokens = 0;
+    let best = best_of(repeat, || {
+        tokens = 0;
+        for (i, inputs) in prepared.iter().enumerate() {
+            let keys: Vec<String> = (0..inputs.ids.len() / inputs.length).map(|k| (i * batch + k).to_string()).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let out = model.generate(inputs.clone(), &keys, &generation, &[])?;
+            tokens += out.generated.iter().map(Vec::len).sum::<usize>();
+        }
+        Ok(())
+    })?;
+    println!("{}", serde_json::json!({ "seconds": best, "clips_per_s": clips as f64 / best, "tokens_per_s": tokens as f64 / best, "tokens": tokens }));
     Ok(())
 }

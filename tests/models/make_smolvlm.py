@@ -40,6 +40,7 @@ from transformers import (
 from transformers.cache_utils import DynamicCache
 
 from reference_smolvlm import greedy as ort_greedy
+from reference_smolvlm import load as ort_load
 
 HERE = Path(__file__).resolve().parent
 PROMPT = (HERE.parent.parent / "configs/prompts/describe.txt").read_text()
@@ -192,8 +193,8 @@ def main():
         with torch.no_grad():
             torch_tokens = model.generate(**inputs, max_new_tokens=12, do_sample=False)[0, inputs.input_ids.shape[1]:].tolist()
         torch_tokens = [t for t in torch_tokens if t != tokenizer.eos_token_id]
-        onnx_tokens = ort_greedy(args.out, inputs.input_ids.numpy(), inputs.pixel_values.numpy(), inputs.pixel_attention_mask.numpy().astype(bool), 12,
-                                 {tokenizer.eos_token_id}, model.config.image_token_id)
+        onnx_tokens = ort_greedy(ort_load(args.out), inputs.input_ids.numpy(), inputs.pixel_values.numpy(), inputs.pixel_attention_mask.numpy().astype(bool), 12,
+                                 {tokenizer.eos_token_id}, model.config.image_token_id)[0]
         print(f"torch greedy {torch_tokens}\nonnx  greedy {onnx_tokens}")
         assert torch_tokens[: len(onnx_tokens)] == onnx_tokens, "the ONNX graphs do not generate what torch does"
         pixels = inputs.pixel_values[0].numpy()
