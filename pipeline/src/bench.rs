@@ -79,33 +79,18 @@ pub enum Bench {
         /// Frames: packed RGB bytes `[clips * frames, height, width, 3]`.
         #[arg(long)]
         rgb: PathBuf,
-        /// Clips in the file.
-        #[arg(long)]
-        clips: usize,
-        /// Frames per clip.
-        #[arg(long)]
-        frames: usize,
         /// Frame width.
         #[arg(long)]
         width: u32,
         /// Frame height.
         #[arg(long)]
         height: u32,
-        /// Clips per batch.
-        #[arg(long)]
-        batch: usize,
-        /// Most tokens per caption.
-        #[arg(long, default_value_t = 32)]
-        max_new_tokens: usize,
-        /// Passes over all clips; the best is reported.
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        /// Threads per model run (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
         /// Write each clip's prompt ids (`ids.json`) and tiles (`pixels.bin`) here.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Clips, batch size, token limit, passes, threads.
+        #[command(flatten)]
+        run: LoopArgs,
     },
     /// The caption model loop alone (encoder, then greedy decoding with the KV cache) on
     /// preprocessed frames; prints JSON with clips/s and tokens/s.
@@ -116,28 +101,51 @@ pub enum Bench {
         /// Preprocessed pixels: float32 little-endian `[clips * frames, 3, size, size]`.
         #[arg(long)]
         pixels: PathBuf,
-        /// Clips in the file.
-        #[arg(long)]
-        clips: usize,
-        /// Frames per clip.
-        #[arg(long)]
-        frames: usize,
         /// Image side.
         #[arg(long)]
         size: usize,
-        /// Clips per batch.
-        #[arg(long)]
-        batch: usize,
-        /// Most tokens per caption.
-        #[arg(long, default_value_t = 32)]
-        max_new_tokens: usize,
-        /// Passes over all clips; the best is reported.
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        /// Threads per model run (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
+        /// Clips, batch size, token limit, passes, threads.
+        #[command(flatten)]
+        run: LoopArgs,
     },
+}
+
+/// What both caption-loop benchmarks take besides their inputs.
+#[derive(Debug, clap::Args)]
+pub struct LoopArgs {
+    /// Clips in the file.
+    #[arg(long)]
+    clips: usize,
+    /// Frames per clip.
+    #[arg(long)]
+    frames: usize,
+    /// Clips per batch.
+    #[arg(long)]
+    batch: usize,
+    /// Most tokens per caption.
+    #[arg(long, default_value_t = 32)]
+    max_new_tokens: usize,
+    /// Passes over all clips; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Threads per model run (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl LoopArgs {
+    /// The captioner and its greedy settings.
+    fn captioner(&self, model: PathBuf) -> anyhow::Result<(Captioner, GenerationSettings)> {
+        let generation = GenerationSettings { max_new_tokens: self.max_new_tokens, ..GenerationSettings::default() };
+        let session = SessionOptions { intra_threads: self.threads, ..SessionOptions::default() };
+        let prompt = clipline_captioner::prompt::DEFAULT_PROMPT.to_string();
+        Ok((Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session, prompt })?, generation))
+    }
+
+    /// Print the figures of `tokens` generated in `seconds`.
+    fn report(&self, seconds: f64, tokens: usize) {
+        println!("{}", serde_json::json!({ "seconds": seconds, "clips_per_s": self.clips as f64 / seconds, "tokens_per_s": tokens as f64 / seconds, "tokens": tokens }));
+    }
 }
 
 /// Run a benchmark, printing its figures.
@@ -146,12 +154,8 @@ pub enum Bench {
 /// When its inputs cannot be read or the model fails.
 pub fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
-        Bench::CaptionLoop { model, pixels, clips, frames, size, batch, max_new_tokens, repeat, threads } => {
-            caption_loop(model, pixels, (clips, frames, size, batch, max_new_tokens), repeat, threads)
-        }
-        Bench::VlmLoop { model, rgb, clips, frames, width, height, batch, max_new_tokens, repeat, threads, export } => {
-            vlm_loop(model, &rgb, (clips, frames, (width, height)), (batch, max_new_tokens, repeat, threads), export.as_deref())
-        }
+        Bench::CaptionLoop { model, pixels, size, run } => caption_loop(model, &pixels, size, &run),
+        Bench::VlmLoop { model, rgb, width, height, export, run } => vlm_loop(model, &rgb, (width, height), export.as_deref(), &run),
         Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
         Bench::Shards(bench) => crate::bench_shards::run(&bench),
         Bench::Loader(bench) => crate::bench_loader::run(&bench),
@@ -207,16 +211,14 @@ fn vae_encode(model: &str, frames: &std::path::Path, (height, width): (usize, us
     Ok(())
 }
 
-fn caption_loop(model: PathBuf, pixels: PathBuf, (clips, frames, size, batch, max_new_tokens): (usize, usize, usize, usize, usize), repeat: usize, threads: usize) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&pixels).with_context(|| format!("cannot read {}", pixels.display()))?;
+fn caption_loop(model: PathBuf, pixels: &std::path::Path, size: usize, run: &LoopArgs) -> anyhow::Result<()> {
+    let LoopArgs { clips, frames, batch, repeat, .. } = *run;
+    let bytes = std::fs::read(pixels).with_context(|| format!("cannot read {}", pixels.display()))?;
     let data: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let per_frame = 3 * size * size;
     anyhow::ensure!(data.len() == clips * frames * per_frame, "{} holds {} floats, expected {clips}x{frames}x3x{size}x{size}", pixels.display(), data.len());
-    let generation = GenerationSettings { max_new_tokens, ..GenerationSettings::default() };
-    let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
-    let prompt = clipline_captioner::prompt::DEFAULT_PROMPT.to_string();
-    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session, prompt })?;
-    let model = captioner.encoder_decoder().context("the caption-loop benchmark runs encoder-decoder models")?;
+    let (mut captioner, generation) = run.captioner(model)?;
+    let model = captioner.encoder_decoder().context("the caption-loop benchmark runs encoder-decoder models (vlm-loop runs Idefics3)")?;
     let mut tokens = 0;
     let best = best_of(repeat, || {
         tokens = 0;
@@ -231,20 +233,17 @@ fn caption_loop(model: PathBuf, pixels: PathBuf, (clips, frames, size, batch, ma
         }
         Ok(())
     })?;
-    let report = serde_json::json!({ "seconds": best, "clips_per_s": clips as f64 / best, "tokens_per_s": tokens as f64 / best, "tokens": tokens });
-    println!("{report}");
+    run.report(best, tokens);
     Ok(())
 }
 
-fn vlm_loop(model: PathBuf, rgb: &std::path::Path, (clips, frames, (width, height)): (usize, usize, (u32, u32)), (batch, max_new_tokens, repeat, threads): (usize, usize, usize, usize), export: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn vlm_loop(model: PathBuf, rgb: &std::path::Path, (width, height): (u32, u32), export: Option<&std::path::Path>, run: &LoopArgs) -> anyhow::Result<()> {
+    let LoopArgs { clips, frames, batch, repeat, .. } = *run;
     let bytes = std::fs::read(rgb).with_context(|| format!("cannot read {}", rgb.display()))?;
     let frame = (width * height * 3) as usize;
     anyhow::ensure!(bytes.len() == clips * frames * frame, "{} holds {} bytes, expected {clips}x{frames} frames of {width}x{height}", rgb.display(), bytes.len());
     let images: Vec<image::RgbImage> = bytes.chunks_exact(frame).map(|b| image::RgbImage::from_raw(width, height, b.to_vec()).expect("whole frames")).collect();
-    let generation = GenerationSettings { max_new_tokens, ..GenerationSettings::default() };
-    let session = SessionOptions { intra_threads: threads, ..SessionOptions::default() };
-    let prompt = clipline_captioner::prompt::DEFAULT_PROMPT.to_string();
-    let mut captioner = Captioner::load(CaptionerConfig { model_dir: model, generation: generation.clone(), session, prompt })?;
+    let (mut captioner, generation) = run.captioner(model)?;
     let (model, processor, tokenizer, prompt) = captioner.idefics3().context("the vlm-loop benchmark runs Idefics3/SmolVLM models")?;
     let prompt = prompt.to_string();
     let clip_frames: Vec<&[image::RgbImage]> = images.chunks(frames).collect();
@@ -266,6 +265,6 @@ fn vlm_loop(model: PathBuf, rgb: &std::path::Path, (clips, frames, (width, heigh
         }
         Ok(())
     })?;
-    println!("{}", serde_json::json!({ "seconds": best, "clips_per_s": clips as f64 / best, "tokens_per_s": tokens as f64 / best, "tokens": tokens }));
+    run.report(best, tokens);
     Ok(())
 }

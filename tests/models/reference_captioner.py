@@ -37,6 +37,21 @@ def load(model):
     return encoder, decoder, tokens
 
 
+def advance(next_ids, generated, done, eos, pad, max_new):
+    """One greedy step's bookkeeping: append each live sequence's token, end it at an end token
+    or the limit; ended sequences are fed `pad`. Returns the ids to feed next."""
+    for i, token in enumerate(next_ids.tolist()):
+        if done[i]:
+            next_ids[i] = pad
+        elif token in eos:
+            done[i] = True
+            next_ids[i] = pad
+        else:
+            generated[i].append(token)
+            done[i] = len(generated[i]) >= max_new
+    return next_ids
+
+
 def caption(encoder, decoder, tokens, pixels, clips, frames, max_new):
     """Encoder states, first-step logits and greedy tokens for `clips` clips of `frames` frames."""
     start, eos, pad = tokens
@@ -55,16 +70,7 @@ def caption(encoder, decoder, tokens, pixels, clips, frames, max_new):
         if first_logits is None:
             first_logits = named["logits"]
         feed = {p.name: named[p.name.replace("past_key_values", "present", 1)] for p in pasts}
-        next_ids = named["logits"][:, -1].argmax(-1)
-        for i, token in enumerate(next_ids.tolist()):
-            if done[i]:
-                next_ids[i] = pad
-            elif token in eos:
-                done[i] = True
-                next_ids[i] = pad
-            else:
-                generated[i].append(token)
-                done[i] = len(generated[i]) >= max_new
+        next_ids = advance(named["logits"][:, -1].argmax(-1), generated, done, eos, pad, max_new)
         if all(done):
             break
         ids = next_ids.reshape(clips, 1).astype(np.int64)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from reference_captioner import advance
+
 
 def load(model):
     """The three sessions of a model directory (graphs in it or in its onnx/)."""
@@ -47,16 +49,7 @@ def greedy(sessions, input_ids, pixel_values, pixel_attention_mask, max_new, eos
             features = vision.run(None, {"pixel_values": pixel_values, "pixel_attention_mask": pixel_attention_mask})[0]
             embeds[ids == image_token] = features.reshape(-1, features.shape[-1])
         logits, *presents = decoder.run(None, {"inputs_embeds": embeds, "attention_mask": mask, "position_ids": positions, **feed})
-        next_ids = logits[:, -1].argmax(-1)
-        for i, token in enumerate(next_ids.tolist()):
-            if done[i]:
-                next_ids[i] = pad
-            elif token in eos:
-                done[i] = True
-                next_ids[i] = pad
-            else:
-                generated[i].append(token)
-                done[i] = len(generated[i]) >= max_new
+        next_ids = advance(logits[:, -1].argmax(-1), generated, done, eos, pad, max_new)
         if all(done):
             break
         ids = next_ids.reshape(clips, 1).astype(np.int64)
