@@ -24,6 +24,8 @@ pub struct EncoderDecoder {
     pub eos: Vec<u32>,
     pad: u32,
     head_fallback: Option<[usize; 2]>,
+    /// The decoder's learned positions, when its config says.
+    positions: Option<usize>,
 }
 
 /// Encoder states of a batch, `[clips, frames * tokens, hidden]`, ready to feed every decoder
@@ -61,7 +63,8 @@ impl EncoderDecoder {
         let heads = files.config_number(&["n_head", "num_attention_heads", "decoder_attention_heads"]);
         let hidden = files.config_number(&["n_embd", "hidden_size", "d_model"]);
         let head_fallback = heads.zip(hidden).map(|(h, d)| [h as usize, (d / h.max(1)) as usize]);
-        Ok(Self { encoder, decoder, start, eos, pad, head_fallback })
+        let positions = files.config_number(&["n_positions", "max_position_embeddings"]).map(|p| p as usize);
+        Ok(Self { encoder, decoder, start, eos, pad, head_fallback, positions })
     }
 
     /// The pixel size the encoder takes, when its graph fixes it.
@@ -95,6 +98,8 @@ impl EncoderDecoder {
     /// # Errors
     /// When a decoder step fails.
     pub fn generate(&mut self, states: &States, keys: &[&str], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
+        // The start token takes the first position.
+        let settings = &settings.within(self.positions.map(|p| p.saturating_sub(1)));
         let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
         let mut batch = Batch::new(keys, settings.seed);
         let stops: Vec<u32> = self.eos.iter().chain(extra_stops).copied().collect();

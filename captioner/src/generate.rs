@@ -30,6 +30,16 @@ impl Default for GenerationSettings {
     }
 }
 
+impl GenerationSettings {
+    /// These settings with `max_new_tokens` cut to `room`, the positions the model has left
+    /// after the prompt (a GPT-2 decoder has a fixed number of learned positions, and running
+    /// past them fails).
+    pub fn within(&self, room: Option<usize>) -> GenerationSettings {
+        let max_new_tokens = room.map_or(self.max_new_tokens, |r| self.max_new_tokens.min(r));
+        GenerationSettings { max_new_tokens, ..self.clone() }
+    }
+}
+
 /// Picks tokens for one sequence.
 pub struct Sampler {
     stream: SplitMix64,

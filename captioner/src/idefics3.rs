@@ -39,6 +39,8 @@ pub struct Idefics3 {
     pub eos: Vec<u32>,
     pad: u32,
     head_fallback: Option<[usize; 2]>,
+    /// The decoder's positions, when its config says.
+    positions: Option<usize>,
 }
 
 /// A batch ready to decode: token ids (left-padded), the mask, and the tiles' pixels.
@@ -85,7 +87,8 @@ impl Idefics3 {
         let kv_heads = files.config_number(&["num_key_value_heads", "num_attention_heads"]);
         let heads = files.config_number(&["num_attention_heads"]);
         let head_fallback = kv_heads.zip(heads).map(|(kv, h)| [kv as usize, hidden / h.max(1) as usize]);
-        Ok(Self { vision, embed, decoder, image_token, image_seq_len, hidden, eos, pad, head_fallback })
+        let positions = files.config_number(&["max_position_embeddings"]).map(|p| p as usize);
+        Ok(Self { vision, embed, decoder, image_token, image_seq_len, hidden, eos, pad, head_fallback, positions })
     }
 
     /// The chat prompt of a clip whose frames were cut into `tiles`.
@@ -143,6 +146,12 @@ impl Idefics3 {
     pub fn generate(&mut self, batch: Prepared, keys: &[&str], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
         let clips = keys.len();
         let Prepared { ids, mask, length, pixels, tiles, side } = batch;
+        if let Some(limit) = self.positions.filter(|&p| length >= p) {
+            return Err(CaptionError::Input(format!(
+                "the prompt takes {length} tokens but the model has {limit} positions: show fewer or smaller frames (caption.frame_positions, caption.frame_max_side)"
+            )));
+        }
+        let settings = &settings.within(self.positions.map(|p| p - length));
         let features = self.image_features(pixels, tiles, side)?;
         let mut embeds = self.embed(&ids, clips)?;
         let mut next = features.chunks_exact(self.hidden);

@@ -135,3 +135,16 @@ fn matches_onnxruntime_python() {
     let tokens: Vec<Vec<u32>> = serde_json::from_value(reference["tokens"].clone()).unwrap();
     assert_eq!(batch.generated, tokens, "greedy tokens differ");
 }
+
+/// The decoder has 32 learned positions (`n_positions`): a caption that does not end is cut
+/// there and marked truncated, instead of failing the model run. Sampling at a very high
+/// temperature draws nearly uniform tokens, so this seeded run does not end on its own.
+#[test]
+fn generation_stops_at_the_decoders_last_position() {
+    let mut cfg = config(repo().join("tests/models/tiny-captioner"));
+    cfg.generation.max_new_tokens = 500;
+    cfg.generation.temperature = 50.0;
+    cfg.generation.seed = 1;
+    let out = Captioner::load(cfg).unwrap().caption(&[&clip([220, 30, 30], [255, 255, 255])], &["t"]).unwrap();
+    assert!(out[0].truncated && out[0].tokens == 31, "{:?}", out[0]);
+}

@@ -31,7 +31,7 @@ pub const FPS: u32 = 25;
 pub enum Shape {
     /// A filled circle.
     Circle,
-    /// A filled square.
+    /// A filled square as wide as the circle (its corners are what tells them apart).
     Square,
     /// A filled upward triangle.
     Triangle,
@@ -270,7 +270,7 @@ fn draw(shape: Shape, colour: Colour) -> RgbaImage {
         let (fx, fy) = (x as f32 + 0.5 - half, y as f32 + 0.5 - half);
         let inside = match shape {
             Shape::Circle => fx * fx + fy * fy <= (half - 4.0).powi(2),
-            Shape::Square => fx.abs() <= half - 8.0 && fy.abs() <= half - 8.0,
+            Shape::Square => fx.abs() <= half - 4.0 && fy.abs() <= half - 4.0,
             Shape::Triangle => {
                 let top = 6.0 - half;
                 let bottom = half - 6.0;

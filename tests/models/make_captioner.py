@@ -62,7 +62,7 @@ def sprite_mask(shape: str) -> np.ndarray:
     if shape == "circle":
         return fx * fx + fy * fy <= (half - 4) ** 2
     if shape == "square":
-        return (np.abs(fx) <= half - 8) & (np.abs(fy) <= half - 8)
+        return (np.abs(fx) <= half - 4) & (np.abs(fy) <= half - 4)
     top, bottom = 6 - half, half - 6
     return (fy >= top) & (fy <= bottom) & (np.abs(fx) <= (fy - top) / (bottom - top) * (half - 4))
 
