@@ -4,7 +4,10 @@
 Both start from the same cut: the clip files a `clipline run` writes.
 
 clipline: `clipline run` with a [caption] section, minus the same run without it (the cut alone:
-probe, analysis decode, shot detection, clip files). The difference is what captioning costs
+probe, analysis decode, shot detection, clip files), each the best of CLIPLINE_BENCH_REPEAT runs;
+clipline's cost is the larger of that difference and the caption worker's busy time (the sum of
+the captions' `latency_ms`): captioning overlaps decoding, so the difference alone can vanish in
+the runs' noise. The difference is what captioning costs
 inside the dataflow: the caption frames come from the decode that writes the clip files anyway,
 and are preprocessed and captioned in batches gathered across videos while other videos decode.
 
@@ -35,7 +38,7 @@ import duckdb
 import numpy as np
 from PIL import Image
 
-from common import REPO, VIDEOS, clipline_run, timed, videos
+from common import REPEAT, REPO, VIDEOS, clipline_run, timed, videos
 
 sys.path.insert(0, str(REPO / "tests/models"))
 import reference_captioner  # noqa: E402
@@ -100,19 +103,32 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="clipline-captions-e2e-"))
 
     files = not args.no_clip_files
-    cut_s, cut_out = timed(clipline_run, inputs, str(config(work / "cut.toml", None, args.batch, files)), output=str(work / "cut"))
-    run_s, run_out = timed(clipline_run, inputs, str(config(work / "caption.toml", args.model, args.batch, files)), output=str(work / "caption"))
-    captions = duckdb.sql(f"SELECT count(*), sum(tokens) FROM '{run_out}/manifests/captions/*.parquet' WHERE status = 'ok'").fetchall()[0]
+
+    def best_run(name, model):
+        """Fastest of REPEAT runs into fresh outputs (this machine's load varies)."""
+        cfg = str(config(work / f"{name}.toml", model, args.batch, files))
+        best, out = float("inf"), None
+        for k in range(REPEAT):
+            seconds, out = timed(clipline_run, inputs, cfg, output=str(work / f"{name}{k}"))
+            best = min(best, seconds)
+        return best, out
+
+    cut_s, cut_out = best_run("cut", None)
+    run_s, run_out = best_run("caption", args.model)
+    captions = duckdb.sql(f"SELECT count(*), sum(tokens), sum(latency_ms) / 1000 FROM '{run_out}/manifests/captions/*.parquet' WHERE status = 'ok'").fetchall()[0]
     where = f"'{cut_out}/manifests/clips/*.parquet' WHERE status = 'ok' ORDER BY source_uri, start_frame"
     if files:
         clips = duckdb.sql(f"SELECT clip_uri, 0, num_frames FROM {where}").fetchall()
     else:
         clips = duckdb.sql(f"SELECT source_uri, start_frame, end_frame FROM {where}").fetchall()
-    clipline_s = run_s - cut_s
+    # Captioning overlaps the other stages, so the difference of the runs can vanish in their
+    # noise; the worker's busy time bounds the cost from the other side. The larger is taken.
+    clipline_s = max(run_s - cut_s, captions[2])
     python_s, python_tokens = timed(python_pipeline, Path(args.model), clips, args.batch)
 
     print(f"inputs: {len(inputs)} videos from {args.videos}; {len(clips)} clips; model {args.model}; batch {args.batch}")
-    print(f"clipline run without captions {cut_s:.1f} s, with captions {run_s:.1f} s ({'with' if files else 'without'} clip files)")
+    print(f"clipline run without captions {cut_s:.1f} s, with captions {run_s:.1f} s ({'with' if files else 'without'} clip files; best of {REPEAT});"
+          f" the caption worker was busy {captions[2]:.2f} s")
     print(f"{'':10} {'clips':>6} {'seconds':>8} {'clips/s':>8} {'tokens/s':>9}")
     print(f"{'clipline':10} {captions[0]:>6} {clipline_s:>8.2f} {captions[0] / clipline_s:>8.1f} {captions[1] / clipline_s:>9.0f}")
     print(f"{'python':10} {len(clips):>6} {python_s:>8.2f} {len(clips) / python_s:>8.1f} {python_tokens / python_s:>9.0f}")

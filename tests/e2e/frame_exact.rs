@@ -1,6 +1,6 @@
-//! Clip files and middle frames hold exactly the frames their rows name: the test video's
-//! frames encode their own index in their brightness, and the source has B-frames and sparse
-//! keyframes, so an inexact seek would show.
+//! Clip files and middle frames (with or without clip files) hold exactly the frames their rows
+//! name: the test video's frames encode their own index in their brightness, and the source has
+//! B-frames and sparse keyframes, so an inexact seek would show.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,5 +57,23 @@ fn clip_files_and_middle_frames_hold_exactly_their_frames() {
         assert_eq!(indices_mod_25(image), vec![middle % 25], "{}: middle frame", clip.clip_id);
         assert!((clip.start_pts - clip.start_frame as f64 / 25.0).abs() < 1e-6);
         assert!((clip.duration_s - clip.num_frames as f64 / 25.0).abs() < 1e-6);
+    }
+}
+
+/// Without clip files the pass stops at the last frame it needs; middle frames are still
+/// exactly the frames named.
+#[test]
+fn middle_frames_without_clip_files_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("counter.mp4");
+    counter_video(&video, 130);
+    let out_dir = ingest(dir.path(), "[clips]\nmax_frames = 40\nframe_format = \"png\"\nwrite_clip_files = false\n", &video);
+    let clips: Vec<ClipRow> = rows(&out_dir);
+    assert_eq!(clips.len(), 4);
+    for clip in &clips {
+        assert!(clip.clip_uri.is_none());
+        let middle = (clip.start_frame + clip.num_frames / 2) as u64;
+        let image = clip.frame_uri.as_deref().unwrap().trim_start_matches("file://");
+        assert_eq!(indices_mod_25(image), vec![middle % 25], "{}: middle frame", clip.clip_id);
     }
 }
