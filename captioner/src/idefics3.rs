@@ -145,7 +145,7 @@ impl Idefics3 {
     /// When a graph fails.
     pub fn generate(&mut self, batch: Prepared, keys: &[&str], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
         let clips = keys.len();
-        let Prepared { ids, mask, length, pixels, tiles, side } = batch;
+        let Prepared { ids, mut mask, length, pixels, tiles, side } = batch;
         if let Some(limit) = self.positions.filter(|&p| length >= p) {
             return Err(CaptionError::Input(format!(
                 "the prompt takes {length} tokens but the model has {limit} positions: show fewer or smaller frames (caption.frame_positions, caption.frame_max_side)"
@@ -159,7 +159,6 @@ impl Idefics3 {
             let row = next.next().ok_or_else(|| CaptionError::Input("fewer image features than image tokens".into()))?;
             embeds[i * self.hidden..(i + 1) * self.hidden].copy_from_slice(row);
         }
-        let mut mask = mask;
         let mut positions: Vec<i64> = mask
             .chunks(length)
             .flat_map(|row| row.iter().scan(0i64, |seen, &m| { *seen += m; Some((*seen - 1).max(0)) }).collect::<Vec<_>>())
