@@ -24,6 +24,15 @@ pub enum Checksum {
     GitBlob(String),
 }
 
+impl std::fmt::Display for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Checksum::Sha256(hex) => write!(f, "sha256:{hex}"),
+            Checksum::GitBlob(hex) => write!(f, "git-blob:{hex}"),
+        }
+    }
+}
+
 impl Checksum {
     /// Hash `path` the same way.
     ///
@@ -125,7 +134,7 @@ impl Downloader {
                     let got = checksum.of_file(&part)?;
                     if got != *checksum {
                         std::fs::remove_file(&part).ok();
-                        bail!("{name}: checksum mismatch (expected {checksum:?}, got {got:?}); the partial file was removed, pull again");
+                        bail!("{name}: checksum mismatch (expected {checksum}, got {got}); the partial file was removed, pull again");
                     }
                     std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", part.display()))?;
                     return Ok(());

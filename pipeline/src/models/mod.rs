@@ -206,7 +206,7 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
                     commit.clone_from(&file.commit);
                 }
                 downloader.fetch(&file.url, &dir.join(path), &file.checksum, path, bar).await.with_context(|| format!("pulling {} from {endpoint}", model.id))?;
-                record.push((path.to_string(), format!("{:?}", file.checksum)));
+                record.push((path.to_string(), file.checksum.to_string()));
             }
             (record, commit)
         }
