@@ -12,7 +12,7 @@ use ort::value::Tensor;
 
 use crate::generate::{last_position_logits, Batch, GenerationSettings};
 use crate::kv_cache::KvCache;
-use crate::model_files::ModelFiles;
+use crate::model_files::{DecoderConfig, ModelFiles};
 use crate::CaptionError;
 
 /// An open encoder-decoder captioner.
@@ -20,12 +20,7 @@ pub struct EncoderDecoder {
     encoder: ModelSession,
     decoder: ModelSession,
     start: u32,
-    /// End tokens.
-    pub eos: Vec<u32>,
-    pad: u32,
-    head_fallback: Option<[usize; 2]>,
-    /// The decoder's learned positions, when its config says.
-    positions: Option<usize>,
+    tokens: DecoderConfig,
 }
 
 /// Encoder states of a batch, `[clips, frames * tokens, hidden]`, ready to feed every decoder
@@ -58,13 +53,7 @@ impl EncoderDecoder {
             .or(files.token_ids("bos_token_id").first())
             .copied()
             .ok_or_else(|| CaptionError::ModelFiles(format!("{}: no decoder_start_token_id or bos_token_id in its configs", files.dir.display())))?;
-        let eos = files.token_ids("eos_token_id");
-        let pad = files.token_ids("pad_token_id").first().or(eos.first()).copied().unwrap_or(start);
-        let heads = files.config_number(&["n_head", "num_attention_heads", "decoder_attention_heads"]);
-        let hidden = files.config_number(&["n_embd", "hidden_size", "d_model"]);
-        let head_fallback = heads.zip(hidden).map(|(h, d)| [h as usize, (d / h.max(1)) as usize]);
-        let positions = files.config_number(&["n_positions", "max_position_embeddings"]).map(|p| p as usize);
-        Ok(Self { encoder, decoder, start, eos, pad, head_fallback, positions })
+        Ok(Self { encoder, decoder, start, tokens: files.decoder_config(start) })
     }
 
     /// The pixel size the encoder takes, when its graph fixes it.
@@ -99,15 +88,15 @@ impl EncoderDecoder {
     /// When a decoder step fails.
     pub fn generate(&mut self, states: &States, keys: &[&str], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
         // The start token takes the first position.
-        let settings = &settings.within(self.positions.map(|p| p.saturating_sub(1)));
-        let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
+        let settings = &settings.within(self.tokens.positions.map(|p| p.saturating_sub(1)));
+        let mut cache = KvCache::new(&self.decoder, self.tokens.cache_dims)?;
         let mut batch = Batch::new(keys, settings.seed);
-        let stops: Vec<u32> = self.eos.iter().chain(extra_stops).copied().collect();
+        let stops = self.tokens.stops(extra_stops);
         let prompts = vec![vec![self.start]; states.clips];
         let mut feed = vec![self.start; states.clips];
         while !batch.finished() {
             let (mut logits, vocab) = self.step(&feed, states, &mut cache)?;
-            feed = batch.step(&mut logits, vocab, &prompts, &stops, self.pad, settings);
+            feed = batch.step(&mut logits, vocab, &prompts, &stops, self.tokens.pad, settings);
         }
         Ok(batch)
     }
@@ -117,7 +106,7 @@ impl EncoderDecoder {
     /// # Errors
     /// When the decoder fails.
     pub fn first_logits(&mut self, states: &States) -> Result<Vec<f32>, CaptionError> {
-        let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
+        let mut cache = KvCache::new(&self.decoder, self.tokens.cache_dims)?;
         Ok(self.step(&vec![self.start; states.clips], states, &mut cache)?.0)
     }
 

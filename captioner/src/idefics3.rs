@@ -17,7 +17,7 @@ use tokenizers::Tokenizer;
 
 use crate::generate::{last_position_logits, Batch, GenerationSettings};
 use crate::kv_cache::KvCache;
-use crate::model_files::ModelFiles;
+use crate::model_files::{DecoderConfig, ModelFiles};
 use crate::preprocess::ImageProcessor;
 use crate::tiling::{tile, Tiles};
 use crate::CaptionError;
@@ -35,12 +35,7 @@ pub struct Idefics3 {
     image_token: u32,
     image_seq_len: usize,
     hidden: usize,
-    /// End tokens.
-    pub eos: Vec<u32>,
-    pad: u32,
-    head_fallback: Option<[usize; 2]>,
-    /// The decoder's positions, when its config says.
-    positions: Option<usize>,
+    tokens: DecoderConfig,
 }
 
 /// A batch ready to decode: token ids (left-padded), the mask, and the tiles' pixels.
@@ -79,16 +74,11 @@ impl Idefics3 {
             token(t)?;
         }
         let image_token = token(IMAGE)?;
-        let mut eos = files.token_ids("eos_token_id");
-        eos.push(token(END_OF_UTTERANCE)?);
-        let pad = files.token_ids("pad_token_id").first().or(eos.first()).copied().unwrap_or(0);
+        let mut tokens = files.decoder_config(0);
+        tokens.eos.push(token(END_OF_UTTERANCE)?);
         let image_seq_len = image_seq_len(files)?;
         let hidden = files.config_number(&["hidden_size"]).ok_or_else(|| CaptionError::ModelFiles(format!("{}: config.json has no text_config.hidden_size", files.dir.display())))? as usize;
-        let kv_heads = files.config_number(&["num_key_value_heads", "num_attention_heads"]);
-        let heads = files.config_number(&["num_attention_heads"]);
-        let head_fallback = kv_heads.zip(heads).map(|(kv, h)| [kv as usize, hidden / h.max(1) as usize]);
-        let positions = files.config_number(&["max_position_embeddings"]).map(|p| p as usize);
-        Ok(Self { vision, embed, decoder, image_token, image_seq_len, hidden, eos, pad, head_fallback, positions })
+        Ok(Self { vision, embed, decoder, image_token, image_seq_len, hidden, tokens })
     }
 
     /// The chat prompt of a clip whose frames were cut into `tiles`.
@@ -126,7 +116,7 @@ impl Idefics3 {
         let (mut ids, mut mask) = (Vec::with_capacity(length * clips.len()), Vec::with_capacity(length * clips.len()));
         for row in &encoded {
             let padding = length - row.len();
-            ids.extend(std::iter::repeat_n(self.pad, padding).chain(row.iter().copied()));
+            ids.extend(std::iter::repeat_n(self.tokens.pad, padding).chain(row.iter().copied()));
             mask.extend(std::iter::repeat_n(0, padding).chain(std::iter::repeat_n(1, row.len())));
         }
         let image_tokens = ids.iter().filter(|&&t| t == self.image_token).count();
@@ -146,12 +136,12 @@ impl Idefics3 {
     pub fn generate(&mut self, batch: Prepared, keys: &[&str], settings: &GenerationSettings, extra_stops: &[u32]) -> Result<Batch, CaptionError> {
         let clips = keys.len();
         let Prepared { ids, mut mask, length, pixels, tiles, side } = batch;
-        if let Some(limit) = self.positions.filter(|&p| length >= p) {
+        if let Some(limit) = self.tokens.positions.filter(|&p| length >= p) {
             return Err(CaptionError::Input(format!(
                 "the prompt takes {length} tokens but the model has {limit} positions: show fewer or smaller frames (caption.frame_positions, caption.frame_max_side)"
             )));
         }
-        let settings = &settings.within(self.positions.map(|p| p - length));
+        let settings = &settings.within(self.tokens.positions.map(|p| p - length));
         let features = self.image_features(pixels, tiles, side)?;
         let mut embeds = self.embed(&ids, clips)?;
         let mut next = features.chunks_exact(self.hidden);
@@ -163,14 +153,14 @@ impl Idefics3 {
             .chunks(length)
             .flat_map(|row| row.iter().scan(0i64, |seen, &m| { *seen += m; Some((*seen - 1).max(0)) }).collect::<Vec<_>>())
             .collect();
-        let mut cache = KvCache::new(&self.decoder, self.head_fallback)?;
+        let mut cache = KvCache::new(&self.decoder, self.tokens.cache_dims)?;
         let mut generation = Batch::new(keys, settings.seed);
-        let stops: Vec<u32> = self.eos.iter().chain(extra_stops).copied().collect();
+        let stops = self.tokens.stops(extra_stops);
         let prompts: Vec<Vec<u32>> = ids.chunks(length).map(<[u32]>::to_vec).collect();
         let mut step_len = length;
         loop {
             let (mut logits, vocab) = self.decode(embeds, &mask, &positions, clips, step_len, &mut cache)?;
-            let feed = generation.step(&mut logits, vocab, &prompts, &stops, self.pad, settings);
+            let feed = generation.step(&mut logits, vocab, &prompts, &stops, self.tokens.pad, settings);
             if generation.finished() {
                 return Ok(generation);
             }

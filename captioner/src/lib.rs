@@ -111,7 +111,15 @@ impl Captioner {
                 }
                 Model::EncoderDecoder(model)
             }
-            Layout::Idefics3 => Model::Idefics3(Idefics3::open(&files, &tokenizer, &config.session)?),
+            Layout::Idefics3 => {
+                if processor.encoder_side().is_none() {
+                    return Err(CaptionError::ModelFiles(format!(
+                        "{} has no max_image_size.longest_edge, which the Idefics3 layout tiles frames by",
+                        files.preprocessor.display()
+                    )));
+                }
+                Model::Idefics3(Idefics3::open(&files, &tokenizer, &config.session)?)
+            }
         };
         check_vocabulary(&files, &tokenizer)?;
         let extra_stops = config

@@ -28,6 +28,26 @@ impl Layout {
     }
 }
 
+/// What generating with a model's decoder needs from its configs, alike for every layout.
+#[derive(Debug, Clone)]
+pub struct DecoderConfig {
+    /// End tokens.
+    pub eos: Vec<u32>,
+    /// The token fed to sequences that have ended (and left padding).
+    pub pad: u32,
+    /// `[key/value heads, head size]`, for cache inputs whose graph leaves them dynamic.
+    pub cache_dims: Option<[usize; 2]>,
+    /// Learned positions (GPT-2's `n_positions`, Llama's `max_position_embeddings`).
+    pub positions: Option<usize>,
+}
+
+impl DecoderConfig {
+    /// The end tokens and `extra` stop tokens.
+    pub fn stops(&self, extra: &[u32]) -> Vec<u32> {
+        self.eos.iter().chain(extra).copied().collect()
+    }
+}
+
 /// The files of one model.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
@@ -117,6 +137,19 @@ impl ModelFiles {
             }
         }
         Vec::new()
+    }
+
+    /// The decoder's end and pad tokens, cache dimensions and positions; the pad token falls
+    /// back to the first end token, then to `default_pad`.
+    pub fn decoder_config(&self, default_pad: u32) -> DecoderConfig {
+        let eos = self.token_ids("eos_token_id");
+        let pad = self.token_ids("pad_token_id").first().or(eos.first()).copied().unwrap_or(default_pad);
+        let heads = self.config_number(&["n_head", "num_attention_heads", "decoder_attention_heads"]);
+        let kv_heads = self.config_number(&["num_key_value_heads"]).or(heads);
+        let hidden = self.config_number(&["n_embd", "hidden_size", "d_model"]);
+        let cache_dims = kv_heads.zip(heads).zip(hidden).map(|((kv, h), d)| [kv as usize, (d / h.max(1)) as usize]);
+        let positions = self.config_number(&["n_positions", "max_position_embeddings"]).map(|p| p as usize);
+        DecoderConfig { eos, pad, cache_dims, positions }
     }
 
     /// A number from `config.json`: top level, or its `decoder` / `text_config` section.

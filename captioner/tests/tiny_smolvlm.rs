@@ -117,3 +117,26 @@ fn a_caption_does_not_depend_on_the_clips_padded_beside_it() {
     assert_eq!(together[1], square_alone[0]);
     assert!(together.iter().all(|g| g.tokens > 0));
 }
+
+#[test]
+fn a_preprocessor_without_a_tile_size_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(model_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let preprocessor = dir.path().join("preprocessor_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&preprocessor).unwrap()).unwrap();
+    config.as_object_mut().unwrap().remove("max_image_size");
+    std::fs::write(&preprocessor, config.to_string()).unwrap();
+    let err = Captioner::load(CaptionerConfig {
+        model_dir: dir.path().to_path_buf(),
+        generation: GenerationSettings::default(),
+        session: SessionOptions::default(),
+        prompt: String::new(),
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("preprocessor_config.json") && err.contains("max_image_size"), "{err}");
+}
