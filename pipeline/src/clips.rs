@@ -111,10 +111,10 @@ fn filter_reason(s: &ClipScores, is_static: bool, f: &FiltersConfig, earlier: &[
             .find(|c| (c.scores.phash ^ s.phash).count_ones() as i32 <= f.near_duplicate_hamming);
         if let Some(twin) = twin {
             return Some(format!(
-                "near duplicate of frames {}..{}: phash distance {}",
+                "near duplicate: phash distance {} to frames {}..{}",
+                (twin.scores.phash ^ s.phash).count_ones(),
                 twin.start,
-                twin.end,
-                (twin.scores.phash ^ s.phash).count_ones()
+                twin.end
             ));
         }
     }

@@ -62,7 +62,7 @@ impl VideoOutcome {
             let Some(area) = caption.text_area.filter(|&a| a > max) else { continue };
             if let Some(clip) = self.clips.iter_mut().find(|c| c.clip_id == caption.clip_id && c.status == "ok") {
                 clip.status = "filtered".into();
-                clip.filter_reason = Some(format!("text_area {area:.3} above filters.max_text_area {max}"));
+                clip.filter_reason = Some(format!("too much text: text_area {area:.3} > filters.max_text_area {max}"));
                 self.embed_inputs.retain(|input| input.clip_id != caption.clip_id);
             }
         }

@@ -15,7 +15,7 @@ use clipline_core::storage::Store;
 use clipline_shard::loader::{DryRun, Plan};
 use clipline_shard::Dataset;
 use clipline_trainer::{train, RunOptions, TrainConfig};
-use clipline_pipeline::{bench, demo, doctor, models, probe, verify};
+use clipline_pipeline::{bench, demo, doctor, models, probe, report, sql_cmd, verify};
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
 /// embedding and training.
@@ -83,6 +83,12 @@ enum Cmd {
     /// Production models clipline knows: list them, pull one into the cache.
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// Query the manifests with SQL: tables videos, shots, clips, captions, samples, shards and
+    /// runs of one or more outputs (`clipline sql --list` shows the ready queries).
+    Sql(sql_cmd::SqlArgs),
+    /// Write an HTML report of an output: the ready queries' tables and charts, and a contact
+    /// sheet of clips' middle frames with their captions.
+    Report(report::ReportArgs),
     /// Make synthetic videos with known shots and run the pipeline on them.
     Demo {
         /// Local output directory (inputs are written to OUTPUT/inputs).
@@ -272,6 +278,15 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
             let dir = models::pull(model, &clipline_core::cache::cache_dir(), offline || models::offline_from_env(), &bar).await?;
             bar.finish_and_clear();
             println!("{}: {}", model.id, model.entry(&dir).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Sql(args) => {
+            tokio::task::spawn_blocking(move || clipline_sql::detached(|runtime| sql_cmd::sql(&args, runtime))).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report(args) => {
+            let progress = progress.clone();
+            tokio::task::spawn_blocking(move || clipline_sql::detached(|runtime| report::report(&args, runtime, &progress))).await??;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Doctor { output } => Ok(if doctor::doctor(output.as_deref()).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),

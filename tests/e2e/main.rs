@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `clipline` binary on videos generated with ffmpeg, real Parquet,
 //! a real S3 server (moto) on 127.0.0.1. See `support` for the fixtures.
 
+mod analysts;
 mod bad_inputs;
 mod captions;
 mod commands;

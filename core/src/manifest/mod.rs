@@ -10,6 +10,7 @@ pub mod commits;
 mod columns;
 mod parquet_io;
 mod tables;
+pub mod tags;
 
 pub use columns::{Column, Timestamp};
 pub use parquet_io::{decode, encode, SCHEMA_VERSION};

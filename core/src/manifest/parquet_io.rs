@@ -14,6 +14,10 @@ use crate::{Error, Result};
 /// `clipline.schema_version`; bumped when a column changes meaning or type.
 pub const SCHEMA_VERSION: &str = "1";
 
+/// Rows per row group: small enough that a large part is read by several threads and that a
+/// filter skips row groups by their statistics, large enough that the footer stays small.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// Encode rows of a table as one Parquet file.
 ///
 /// # Errors
@@ -22,6 +26,7 @@ pub fn encode<T: Table>(rows: &[T]) -> Result<Bytes> {
     let batch = T::to_batch(rows)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| Error::parquet(T::NAME, e))?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new("clipline.table".into(), T::NAME.to_string()),
             KeyValue::new("clipline.schema_version".into(), SCHEMA_VERSION.to_string()),
