@@ -8,8 +8,6 @@ use std::path::Path;
 
 use anyhow::Context;
 use clipline_core::storage::Store;
-use clipline_sql::output::display_value;
-use clipline_sql::polars::prelude::AnyValue;
 use clipline_sql::Session;
 
 /// One clip on the sheet.
@@ -47,10 +45,7 @@ pub fn build(session: &mut Session, count: usize, frames_dir: &Path, runtime: &t
     );
     let frame = session.run(&sql, "the contact sheet's query")?;
     std::fs::create_dir_all(frames_dir).with_context(|| format!("cannot create {}", frames_dir.display()))?;
-    let column = |name: &str| -> anyhow::Result<Vec<String>> {
-        let c = frame.column(name)?;
-        Ok((0..frame.height()).map(|i| display_value(&c.get(i).unwrap_or(AnyValue::Null))).collect())
-    };
+    let column = |name: &str| super::strings(&frame, name);
     let (ids, sources, durations, uris, captions) = (column("clip_id")?, column("source_uri")?, column("duration_s")?, column("frame_uri")?, column("caption")?);
     let outputs: Vec<Store> = session.catalog().outputs().iter().filter_map(|o| Store::open(o).ok()).collect();
     let mut sheet = Vec::new();

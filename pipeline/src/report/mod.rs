@@ -124,7 +124,7 @@ fn draw(frame: &DataFrame, spec: &Chart, query: &ReadyQuery, charts: &Path) -> a
 }
 
 /// A column's values as text.
-fn strings(frame: &DataFrame, column: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) fn strings(frame: &DataFrame, column: &str) -> anyhow::Result<Vec<String>> {
     let column = frame.column(column)?;
     Ok((0..frame.height()).map(|i| display_value(&column.get(i).unwrap_or(AnyValue::Null))).collect())
 }
