@@ -31,6 +31,10 @@ pub const FOOTER_LEN: usize = 32;
 pub const ENTRY_LEN: usize = 16;
 /// File name extension of shards.
 pub const EXTENSION: &str = "shard";
+/// The smallest zstd frame (magic, frame header, one block header): a footer claiming more
+/// samples than frames of this size fit between header and index is refused before its index is
+/// decompressed, so a hostile footer cannot make the reader allocate an unbounded index.
+pub const MIN_FRAME_LEN: u64 = 9;
 
 /// The header bytes of a version-1 shard.
 pub fn header() -> [u8; HEADER_LEN] {
@@ -163,6 +167,10 @@ impl Footer {
         if footer.index_offset < HEADER_LEN as u64 || index_end != Some(file_len - FOOTER_LEN as u64) {
             return Err(ShardError::corrupt(shard, format!("footer places the index at {}+{} in a file of {file_len} bytes", footer.index_offset, footer.index_length)));
         }
+        let frames = footer.index_offset - HEADER_LEN as u64;
+        if u64::from(footer.samples) * MIN_FRAME_LEN > frames {
+            return Err(ShardError::corrupt(shard, format!("footer claims {} samples, but only {frames} bytes of frames precede the index", footer.samples)));
+        }
         Ok(footer)
     }
 
@@ -208,5 +216,16 @@ mod tests {
         let mut bad = h;
         bad[12] ^= 1;
         assert!(parsed.check("s", &bad, b"index").is_err());
+    }
+
+    #[test]
+    fn a_footer_claiming_more_samples_than_fit_is_refused_before_the_index_is_read() {
+        let h = header();
+        // 100 bytes of frames hold at most 11 minimal zstd frames.
+        let ok = Footer::new(&h, b"index", 116, 11);
+        assert!(Footer::parse("s", &ok.to_bytes(), 116 + 5 + 32).is_ok());
+        let hostile = Footer::new(&h, b"index", 116, u32::MAX);
+        let err = Footer::parse("s", &hostile.to_bytes(), 116 + 5 + 32).unwrap_err().to_string();
+        assert!(err.contains("claims 4294967295 samples") && err.contains("100 bytes of frames"), "{err}");
     }
 }

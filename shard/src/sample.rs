@@ -6,6 +6,12 @@ use crate::format::checksum;
 use crate::record::{join_planes, parse_header, DType, Layout, RecordHeader, TensorInfo};
 use crate::ShardError;
 
+/// The largest decompressed record a sample may have (a 720p, 129-frame video latent with a
+/// 512-token text embedding is about 20 MB): the manifest's or index's claimed length is checked
+/// against it before the buffer is allocated, so a hostile shard or manifest cannot exhaust
+/// memory.
+pub const MAX_RECORD_LEN: usize = 1 << 30;
+
 /// A decoded, verified sample. Its tensors are views into one 8-byte-aligned buffer.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -99,6 +105,9 @@ impl SampleDecoder {
         if found != expected.checksum {
             return Err(bad(format!("checksum {found:016x} does not match the recorded {:016x}", expected.checksum)));
         }
+        if expected.raw_length > MAX_RECORD_LEN {
+            return Err(bad(format!("records {} decompressed bytes, more than the {MAX_RECORD_LEN} a sample may have; refusing to allocate them", expected.raw_length)));
+        }
         let mut buffer = vec![0u64; expected.raw_length.div_ceil(8)];
         let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut buffer)[..expected.raw_length];
         let n = self.decompressor.decompress_to_buffer(frame, bytes).map_err(|e| bad(format!("does not decompress: {e}")))?;
@@ -113,5 +122,18 @@ impl SampleDecoder {
             join_planes(&mut bytes[t.offset..t.offset + t.length], &mut self.scratch);
         }
         Ok(Sample { header, buffer, len: expected.raw_length })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_claiming_more_than_the_limit_is_refused_before_allocating() {
+        let frame = zstd::bulk::compress(b"tiny", 3).unwrap();
+        let expected = Expected { shard: "s.shard", sample: "a", check_id: false, checksum: checksum(&[&frame]), raw_length: MAX_RECORD_LEN + 1 };
+        let err = SampleDecoder::new().unwrap().decode(&frame, expected).unwrap_err().to_string();
+        assert!(err.contains("s.shard") && err.contains("refusing to allocate"), "{err}");
     }
 }
