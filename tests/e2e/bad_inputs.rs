@@ -135,3 +135,43 @@ fn rotated_inputs_give_clips_in_display_orientation() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "108,192", "the middle frame is upright");
 }
+
+#[test]
+fn unusual_but_valid_inputs_are_processed_and_a_header_only_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let p = |name: &str| inputs.join(name).to_str().unwrap().to_string();
+    let source = ["-f", "lavfi", "-i", "testsrc2=s=192x108:r=25", "-frames:v", "60"];
+    // The moov atom first, then cut after 3000 bytes: a header and no frames.
+    let full = dir.path().join("full.mp4");
+    ffmpeg(&[&source[..], &["-c:v", "libx264", "-movflags", "+faststart", full.to_str().unwrap()]].concat());
+    std::fs::write(p("header_only.mp4"), &std::fs::read(&full).unwrap()[..3000]).unwrap();
+    ffmpeg(&[&source[..], &["-c:v", "libx264", "-f", "matroska", &p("matroska_named.mp4")]].concat());
+    let vfr = "setpts='if(lt(N,30),N/25/TB,(30+(N-30)*2)/25/TB)'";
+    ffmpeg(&[&source[..], &["-vf", vfr, "-fps_mode", "vfr", "-c:v", "libx264", &p("vfr.mp4")]].concat());
+    ffmpeg(&[&source[..], &["-c:v", "libx264", "-pix_fmt", "yuv420p10le", &p("ten_bit.mp4")]].concat());
+    ffmpeg(&[&source[..], &["-vf", "scale=191:107", "-pix_fmt", "yuv444p", "-c:v", "ffv1", &p("odd.mkv")]].concat());
+
+    let out_dir = dir.path().join("out");
+    let out = output(clipline().arg("run").arg("--input").arg(&inputs).arg("--output").arg(&out_dir));
+    assert_eq!(out.status.code(), Some(3), "one input failed: {}", String::from_utf8_lossy(&out.stderr));
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    let row = |name: &str| videos.iter().find(|v| v.source_uri.ends_with(name)).unwrap_or_else(|| panic!("no row for {name}"));
+
+    let header_only = row("header_only.mp4");
+    assert_eq!((header_only.status.as_str(), header_only.error_kind.as_deref()), ("failed", Some("decode_failed")));
+    let error = header_only.error.as_deref().unwrap();
+    assert!(error.contains("header_only.mp4") && error.contains("no frame could be decoded"), "{error}");
+
+    for name in ["matroska_named.mp4", "vfr.mp4", "ten_bit.mp4", "odd.mkv"] {
+        let r = row(name);
+        assert_eq!((r.status.as_str(), r.clips), ("ok", 1), "{name}: {:?}", r.error);
+    }
+    assert!(row("matroska_named.mp4").container.as_deref().unwrap().contains("matroska"), "the container is probed, not guessed from the name");
+    assert_eq!(row("vfr.mp4").variable_fps, Some(true));
+    assert_eq!(row("ten_bit.mp4").pix_fmt.as_deref(), Some("yuv420p10le"));
+    assert_eq!((row("odd.mkv").width, row("odd.mkv").height), (Some(191), Some(107)));
+    let clips: Vec<ClipRow> = rows(&out_dir);
+    assert_eq!(clips.iter().filter(|c| c.status == "ok" && c.clip_uri.is_some()).count(), 4, "every valid input's clip file is written");
+}
