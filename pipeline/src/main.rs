@@ -198,7 +198,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command, &progress)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", logging::error_line(&e));
             ExitCode::FAILURE
         }
     }
