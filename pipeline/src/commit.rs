@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, MarkedSource, Marker, COMMITS};
-use clipline_core::manifest::{encode, CaptionRow, ClipRow, SampleRow, ShardRow, ShotRow, Table, VideoRow};
+use clipline_core::manifest::{encode, RunRow, SampleRow, ShardRow, Table, TABLES};
 use clipline_core::storage::Store;
 use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
 
@@ -126,7 +126,8 @@ impl Committer {
             referenced.extend(marker.shards);
         }
         let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
-        let tables = [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME, CaptionRow::NAME, SampleRow::NAME, ShardRow::NAME].map(|t| format!("manifests/{t}"));
+        // Every table but `runs`, whose files no marker names (one per invocation, written whole).
+        let tables: Vec<String> = TABLES.iter().filter(|&&t| t != RunRow::NAME).map(|t| format!("manifests/{t}")).collect();
         for dir in tables.iter().map(String::as_str).chain([SHARDS_DIR]) {
             for entry in store.list(dir).await? {
                 if !referenced.contains(&entry.key) {

@@ -6,6 +6,7 @@
 //! size ([`decode`]); shot detection and per-clip scores share that pass ([`detect`], [`clips`]).
 //! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
 
+pub mod atomic_file;
 pub mod bench;
 pub mod bench_loader;
 pub mod bench_shards;

@@ -6,6 +6,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::write_atomically;
+
 use anyhow::Context;
 use clap::Args;
 use clipline_core::storage::StoreOptions;
@@ -69,7 +71,9 @@ pub fn sql(args: &SqlArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<
     }
     let mut df = session.run(&sql, &what)?;
     match &args.out {
-        Some(path) => write_file(&mut df, args.output, path, args.max_rows),
+        Some(path) => write_atomically(path, |file| {
+            Ok(clipline_sql::output::write(&mut df, args.output, file, &path.display().to_string(), args.max_rows)?)
+        }),
         None if args.output == Format::Parquet && stdout.is_terminal() => {
             anyhow::bail!("Parquet is binary: pass --out FILE, or redirect standard output to a file")
         }
@@ -88,13 +92,4 @@ fn resolve(query: &str) -> Result<(String, String), SqlError> {
         return Ok((ready.sql.to_string(), format!("ready query {}", ready.name)));
     }
     Ok((query.to_string(), "query".to_string()))
-}
-
-/// Write the result beside `path` and rename it into place, so a reader never sees half a file.
-fn write_file(df: &mut clipline_sql::polars::prelude::DataFrame, format: Format, path: &Path, max_rows: usize) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut staged = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    clipline_sql::output::write(df, format, staged.as_file_mut(), &path.display().to_string(), max_rows)?;
-    staged.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

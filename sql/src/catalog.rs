@@ -13,7 +13,7 @@ use std::path::Path;
 
 use clipline_core::manifest::commits::markers;
 use clipline_core::manifest::tags::read_tags;
-use clipline_core::manifest::{CaptionRow, ClipRow, RunRow, SampleRow, ShardRow, ShotRow, Table, VideoRow, SCHEMA_VERSION};
+use clipline_core::manifest::{RunRow, Table, SCHEMA_VERSION};
 use clipline_core::storage::{Store, StoreOptions};
 use polars::polars_utils::pl_path::{CloudScheme, PlRefPath};
 use polars::prelude::cloud::CloudOptions;
@@ -22,7 +22,7 @@ use polars::prelude::*;
 use crate::SqlError;
 
 /// The tables a clipline output can hold, in the order they are listed.
-pub const TABLES: [&str; 7] = [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME, CaptionRow::NAME, SampleRow::NAME, ShardRow::NAME, RunRow::NAME];
+pub use clipline_core::manifest::TABLES;
 
 /// The files of one table in one output.
 #[derive(Debug, Clone)]

@@ -16,6 +16,9 @@ pub use columns::{Column, Timestamp};
 pub use parquet_io::{decode, encode, SCHEMA_VERSION};
 pub use tables::{CaptionRow, ClipRow, RunRow, SampleRow, ShardRow, ShotRow, VideoRow};
 
+/// Every manifest table, in the order they are listed to users.
+pub const TABLES: [&str; 7] = [VideoRow::NAME, ShotRow::NAME, ClipRow::NAME, CaptionRow::NAME, SampleRow::NAME, ShardRow::NAME, RunRow::NAME];
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 

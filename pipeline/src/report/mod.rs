@@ -10,6 +10,7 @@ mod chart;
 mod contact_sheet;
 mod page;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -20,6 +21,8 @@ use clipline_sql::polars::prelude::{AnyValue, DataFrame};
 use clipline_sql::{ready_queries, Catalog, Chart, ReadyQuery, Session};
 
 pub use chart::{bar_chart_svg, Bars};
+
+use crate::atomic_file::write_atomically;
 
 /// Arguments of `clipline report`.
 #[derive(Args, Debug)]
@@ -83,7 +86,7 @@ pub fn report(args: &ReportArgs, runtime: &tokio::runtime::Runtime, progress: &i
     bar.finish_and_clear();
     let sheet = contact_sheet::build(&mut session, args.samples, &args.out.join("frames"), runtime)?;
     let html = page::render(session.catalog().outputs(), &sections, &sheet);
-    write_atomically(&args.out.join("index.html"), html.as_bytes())?;
+    write_atomically(&args.out.join("index.html"), |f| Ok(f.write_all(html.as_bytes())?))?;
     println!("report: {} ({} sections, {} clips on the contact sheet)", args.out.join("index.html").display(), sections.len(), sheet.len());
     Ok(())
 }
@@ -119,7 +122,7 @@ fn draw(frame: &DataFrame, spec: &Chart, query: &ReadyQuery, charts: &Path) -> a
     let bars = Bars::from_rows(labels.into_iter().zip(series).zip(values).map(|((l, s), v)| (l, s, v)));
     let svg = bar_chart_svg(&bars, query.name, &spec.label, &spec.value).map_err(|e| anyhow::anyhow!(e))?;
     let file = format!("{}.svg", query.name);
-    write_atomically(&charts.join(&file), svg.as_bytes())?;
+    write_atomically(&charts.join(&file), |f| Ok(f.write_all(svg.as_bytes())?))?;
     Ok(format!("charts/{file}"))
 }
 
@@ -127,13 +130,4 @@ fn draw(frame: &DataFrame, spec: &Chart, query: &ReadyQuery, charts: &Path) -> a
 pub(crate) fn strings(frame: &DataFrame, column: &str) -> anyhow::Result<Vec<String>> {
     let column = frame.column(column)?;
     Ok((0..frame.height()).map(|i| display_value(&column.get(i).unwrap_or(AnyValue::Null))).collect())
-}
-
-/// Write a file through a temporary beside it, so a reader never sees half of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a report file has a directory")?;
-    let mut staged = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut staged, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    staged.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
