@@ -13,12 +13,16 @@
 //!
 //! The committer is also where duplicates are settled: the first source (in input order) with
 //! given bytes keeps its rows, a later one becomes a `duplicate` row pointing at it.
+//!
+//! A partition of a planned run ([`Layout::Partition`]) writes the same chunks to the same keys,
+//! but its markers go to the partition's own directory until `clipline commit` publishes them,
+//! and it removes only leftovers of its own chunks: other partitions write beside it.
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
-use clipline_core::manifest::commits::{markers, MarkedSource, Marker, COMMITS};
+use clipline_core::manifest::commits::{markers, markers_in, MarkedSource, Marker, COMMITS};
 use clipline_core::manifest::{encode, RunRow, SampleRow, ShardRow, Table, TABLES};
 use clipline_core::storage::Store;
 use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
@@ -82,12 +86,41 @@ pub struct Committed {
     pub failures: Vec<(String, String, String)>,
 }
 
+/// Where a run's markers go and which leftovers it may remove.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// A single run: markers in `manifests/_commits`; it owns every file of the output.
+    Whole,
+    /// A partition of a plan.
+    Partition {
+        /// Where its markers wait for `clipline commit`.
+        markers_dir: String,
+        /// The keys of its chunks: the only parts it may remove.
+        chunk_keys: HashSet<String>,
+    },
+}
+
+impl Layout {
+    fn markers_dir(&self) -> &str {
+        match self {
+            Layout::Whole => COMMITS,
+            Layout::Partition { markers_dir, .. } => markers_dir,
+        }
+    }
+}
+
+/// The key of the chunk holding `sources` (in order), under given settings.
+pub fn chunk_key<'a>(settings_hash: &'a str, sources: impl IntoIterator<Item = &'a str>) -> String {
+    hash_parts(std::iter::once(settings_hash).chain(sources))
+}
+
 /// Commits results chunk by chunk, in input order.
 pub struct Committer {
     store: Store,
     settings_hash: String,
-    chunk_size: usize,
+    layout: Layout,
     pending: Vec<VideoOutcome>,
+    pending_chunk: usize,
     shards: Option<ShardSink>,
     first_source_of: HashMap<String, String>,
     /// What this run committed.
@@ -103,16 +136,21 @@ pub struct Resume {
 }
 
 impl Committer {
-    /// Read the markers of `store`, check settings, delete orphaned parts and shards. Samples
-    /// go into shards through `shards` (when the run makes samples).
+    /// Read the markers of `store` (and of the partition, for a partition), check settings,
+    /// delete orphaned parts and shards. Samples go into shards through `shards` (when the run
+    /// makes samples).
     ///
     /// # Errors
     /// On storage failures, unreadable markers, or markers of other settings.
-    pub async fn open(store: Store, settings_hash: String, chunk_size: usize, shards: Option<ShardSink>) -> Result<(Self, Resume), CommitError> {
+    pub async fn open(store: Store, settings_hash: String, layout: Layout, shards: Option<ShardSink>) -> Result<(Self, Resume), CommitError> {
         let mut done = HashSet::new();
         let mut first_source_of = HashMap::new();
         let mut referenced = HashSet::new();
-        for marker in markers(&store).await? {
+        let mut found = markers(&store).await?;
+        if let Layout::Partition { markers_dir, .. } = &layout {
+            found.extend(markers_in(&store, markers_dir).await?);
+        }
+        for marker in found {
             if marker.settings_hash != settings_hash {
                 return Err(CommitError::SettingsChanged { output: store.uri().into(), found: marker.settings_hash, ours: settings_hash });
             }
@@ -126,30 +164,26 @@ impl Committer {
             referenced.extend(marker.shards);
         }
         let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
-        // Every table but `runs`, whose files no marker names (one per invocation, written whole).
-        let tables: Vec<String> = TABLES.iter().filter(|&&t| t != RunRow::NAME).map(|t| format!("manifests/{t}")).collect();
-        for dir in tables.iter().map(String::as_str).chain([SHARDS_DIR]) {
-            for entry in store.list(dir).await? {
-                if !referenced.contains(&entry.key) {
-                    tracing::info!(file = %store.uri_of(&entry.key), "removing a file left by an interrupted run");
-                    store.delete(&entry.key).await?;
-                    orphans_removed += 1;
-                }
-            }
-        }
-        let committer = Self { store, settings_hash, chunk_size, pending: Vec::new(), shards, first_source_of, committed: Committed::default() };
+        orphans_removed += match &layout {
+            Layout::Whole => remove_unreferenced(&store, &referenced).await?,
+            Layout::Partition { chunk_keys, .. } => remove_unreferenced_parts_of(&store, &referenced, chunk_keys).await?,
+        };
+        let committer =
+            Self { store, settings_hash, layout, pending: Vec::new(), pending_chunk: 0, shards, first_source_of, committed: Committed::default() };
         Ok((committer, Resume { done, orphans_removed }))
     }
 
-    /// Add the next outcome (in input order); commits when a chunk is full.
+    /// Add the next outcome (in input order) of chunk `chunk`; the pending chunk is committed
+    /// when the chunk changes.
     ///
     /// # Errors
     /// When a commit fails.
-    pub async fn add(&mut self, outcome: VideoOutcome) -> Result<(), CommitError> {
-        self.pending.push(outcome);
-        if self.pending.len() >= self.chunk_size {
+    pub async fn add(&mut self, outcome: VideoOutcome, chunk: usize) -> Result<(), CommitError> {
+        if !self.pending.is_empty() && chunk != self.pending_chunk {
             self.flush().await?;
         }
+        self.pending_chunk = chunk;
+        self.pending.push(outcome);
         Ok(())
     }
 
@@ -165,7 +199,7 @@ impl Committer {
         for outcome in &mut chunk {
             self.settle_duplicate(outcome);
         }
-        let key = hash_parts(std::iter::once(self.settings_hash.clone()).chain(chunk.iter().map(|o| o.video.source_uri.clone())));
+        let key = chunk_key(&self.settings_hash, chunk.iter().map(|o| o.video.source_uri.as_str()));
         let sources = chunk
             .iter()
             .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
@@ -194,7 +228,7 @@ impl Committer {
         let shards = shards.iter().map(|s| shard_key(&s.shard)).collect();
         let marker = Marker { format: 1, chunk: key.clone(), settings_hash: self.settings_hash.clone(), sources, parts, shards };
         let json = serde_json::to_vec_pretty(&marker).expect("marker serialises");
-        self.store.put(&format!("{COMMITS}/{key}.json"), Bytes::from(json)).await?;
+        self.store.put(&format!("{}/{key}.json", self.layout.markers_dir()), Bytes::from(json)).await?;
         tracing::debug!(chunk = %key, videos = videos.len(), "committed");
         Ok(())
     }
@@ -262,4 +296,46 @@ impl Committer {
             }
         }
     }
+}
+
+/// Manifest directories whose parts markers name: every table but `runs`, whose files no marker
+/// names (one per invocation, written whole).
+fn marked_tables() -> impl Iterator<Item = String> {
+    TABLES.iter().filter(|&&t| t != RunRow::NAME).map(|t| format!("manifests/{t}"))
+}
+
+/// Delete every part and shard of `store` that no marker names (`referenced`); returns how many.
+/// Only for a writer that owns the whole output: nobody else may be writing to it.
+///
+/// # Errors
+/// On storage failures.
+pub async fn remove_unreferenced(store: &Store, referenced: &HashSet<String>) -> Result<usize, CommitError> {
+    let mut removed = 0;
+    for dir in marked_tables().chain([SHARDS_DIR.to_string()]) {
+        for entry in store.list(&dir).await? {
+            if !referenced.contains(&entry.key) {
+                tracing::info!(file = %store.uri_of(&entry.key), "removing a file left by an interrupted run");
+                store.delete(&entry.key).await?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Delete the parts of the chunks `chunk_keys` that no marker names. Shards are named by their
+/// bytes, not their chunk, so a partition leaves unreferenced shards to `clipline commit`.
+async fn remove_unreferenced_parts_of(store: &Store, referenced: &HashSet<String>, chunk_keys: &HashSet<String>) -> Result<usize, CommitError> {
+    let mut removed = 0;
+    for dir in marked_tables() {
+        for entry in store.list(&dir).await? {
+            let chunk = entry.key.rsplit('/').next().and_then(|n| n.strip_prefix("part-")?.strip_suffix(".parquet"));
+            if chunk.is_some_and(|c| chunk_keys.contains(c)) && !referenced.contains(&entry.key) {
+                tracing::info!(file = %store.uri_of(&entry.key), "removing a part this partition left when interrupted");
+                store.delete(&entry.key).await?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }

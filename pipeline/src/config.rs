@@ -54,6 +54,13 @@ pub struct RunConfig {
     pub extract_batch: usize,
     /// Videos per manifest part and commit.
     pub commit_every: usize,
+    /// Partitions of a planned run: the default of `clipline plan --partitions`, and the count a
+    /// Kubernetes Indexed Job pod (which is told only its index) checks the plan against
+    /// (0: take the plan's).
+    pub partitions: u32,
+    /// A partition worker whose lease heartbeat is older than this is taken to be dead, and
+    /// another worker may take the partition over, seconds.
+    pub lease_s: u64,
 }
 
 impl Default for RunConfig {
@@ -66,6 +73,8 @@ impl Default for RunConfig {
             extract_concurrency: 0,
             extract_batch: 4,
             commit_every: 32,
+            partitions: 0,
+            lease_s: 120,
         }
     }
 }
@@ -274,8 +283,8 @@ impl Config {
         if self.decode.analysis_width < 16 || self.decode.analysis_height < 16 {
             return Err("decode: analysis_width and analysis_height must be at least 16".into());
         }
-        if self.run.commit_every == 0 || self.run.extract_batch == 0 {
-            return Err("run.commit_every and run.extract_batch must be at least 1".into());
+        if self.run.commit_every == 0 || self.run.extract_batch == 0 || self.run.lease_s < 4 {
+            return Err("run.commit_every and run.extract_batch must be at least 1, and run.lease_s at least 4".into());
         }
         if self.filters.max_text_area < 1.0 && self.caption.text_detector.is_empty() {
             return Err("filters.max_text_area needs caption.text_detector (the score comes from it)".into());

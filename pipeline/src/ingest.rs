@@ -415,9 +415,11 @@ impl Ingest {
                 *path = dir.path().join(format!("{}-caption{k}.ppm", files.name));
             }
             // Bucket frames outlive the batch's directory: they wait in the run's scratch for
-            // the embed stage.
+            // the embed stage, named after the batch too, since two copies of a video processed
+            // at once have the same clip names.
+            let batch_name = dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             for (k, frames) in files.embed_frames.iter_mut().enumerate() {
-                frames.path = self.scratch.join(format!("{}-embed{k}.rgb", files.name));
+                frames.path = self.scratch.join(format!("{batch_name}-{}-embed{k}.rgb", files.name));
             }
         }
         let seconds: f64 = batch.iter().map(|f| f.seconds).sum();

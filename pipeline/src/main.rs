@@ -15,7 +15,8 @@ use clipline_core::storage::Store;
 use clipline_shard::loader::{DryRun, Plan};
 use clipline_shard::Dataset;
 use clipline_trainer::{train, RunOptions, TrainConfig};
-use clipline_pipeline::{bench, demo, doctor, models, probe, report, sql_cmd, verify};
+use clipline_pipeline::partition::PartitionRequest;
+use clipline_pipeline::{bench, commit_cmd, demo, doctor, models, plan_cmd, probe, report, sql_cmd, verify};
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
 /// embedding and training.
@@ -34,8 +35,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the ingest dataflow (resumes what an earlier run into the same output left).
+    /// Run the ingest dataflow (resumes what an earlier run into the same output left); with
+    /// --partition (or inside a Slurm array task or a Kubernetes Indexed Job), one partition of
+    /// the output's plan.
     Run(RunArgs),
+    /// Split the inputs into N partitions balanced by size, for workers running
+    /// `clipline run --partition i/N`; the work list goes to OUTPUT/plan/.
+    Plan {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Partitions (default: run.partitions of the config).
+        #[arg(long)]
+        partitions: Option<u32>,
+    },
+    /// Publish every partition of the output's plan at once; refuses, naming them, while some
+    /// are missing or failed.
+    Commit {
+        /// Output root: a path, file://, s3://bucket/prefix.
+        #[arg(long, short = 'o')]
+        output: String,
+    },
     /// Print what ffprobe says of a video (a path, file://, s3:// or http(s):// URL) as JSON.
     Probe {
         /// The video.
@@ -122,8 +141,9 @@ enum ModelsCmd {
     },
 }
 
+/// What a job reads and writes: shared by `run` and `plan`.
 #[derive(Args)]
-struct RunArgs {
+struct JobArgs {
     /// A TOML config (defaults are used when absent; see configs/pipeline.toml).
     config: Option<PathBuf>,
     /// Inputs: files, directories, globs, s3:// or file:// prefixes, http(s):// URLs.
@@ -135,6 +155,33 @@ struct RunArgs {
     /// Videos per manifest commit.
     #[arg(long)]
     commit_every: Option<usize>,
+}
+
+impl JobArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if !self.inputs.is_empty() {
+            config.run.inputs = self.inputs.clone();
+        }
+        if self.output.is_some() {
+            config.run.output = self.output.clone();
+        }
+        config.run.commit_every = self.commit_every.unwrap_or(config.run.commit_every).max(1);
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Process partition i of N (from 0) of the output's plan (see `clipline plan`); taken from
+    /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX when absent.
+    #[arg(long, value_name = "i/N")]
+    partition: Option<String>,
     /// Videos decoded at once.
     #[arg(long)]
     decode_concurrency: Option<usize>,
@@ -155,18 +202,8 @@ struct RunArgs {
 
 impl RunArgs {
     fn config(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
-        if !self.inputs.is_empty() {
-            config.run.inputs = self.inputs.clone();
-        }
-        if self.output.is_some() {
-            config.run.output = self.output.clone();
-        }
+        let mut config = self.job.config()?;
         let r = &mut config.run;
-        r.commit_every = self.commit_every.unwrap_or(r.commit_every).max(1);
         r.decode_concurrency = self.decode_concurrency.unwrap_or(r.decode_concurrency);
         r.extract_concurrency = self.extract_concurrency.unwrap_or(r.extract_concurrency);
         config.clips.write_clip_files &= !self.no_clip_files;
@@ -176,10 +213,19 @@ impl RunArgs {
         }
         Ok(config)
     }
+
+    fn partition(&self) -> anyhow::Result<Option<PartitionRequest>> {
+        match &self.partition {
+            Some(text) => Ok(Some(PartitionRequest::parse(text).map_err(anyhow::Error::msg)?)),
+            None => PartitionRequest::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg),
+        }
+    }
 }
 
 /// Exit code when some inputs failed (the run itself completed).
 const EXIT_INPUTS_FAILED: u8 = 3;
+/// Exit code of `clipline commit` when partitions are missing or failed (nothing published).
+const EXIT_PARTITIONS_UNFINISHED: u8 = 4;
 /// Exit code after Ctrl-C (the run resumes when started again).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -206,7 +252,19 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::Result<ExitCode> {
     match command {
-        Cmd::Run(args) => run_and_report(args.config()?, progress).await,
+        Cmd::Run(args) => run_and_report(args.config()?, args.partition()?, progress).await,
+        Cmd::Plan { job, partitions } => {
+            let config = job.config()?;
+            let partitions = partitions.unwrap_or(config.run.partitions);
+            anyhow::ensure!(partitions > 0, "how many partitions? pass --partitions N or set run.partitions in the config");
+            println!("{}", plan_cmd::plan(&config, partitions).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Commit { output } => {
+            let report = commit_cmd::commit(&output).await?;
+            println!("{report}");
+            Ok(if report.unfinished().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTITIONS_UNFINISHED) })
+        }
         Cmd::Probe { input } => {
             let tools = Tools::locate()?;
             let config = Config::default();
@@ -298,7 +356,7 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
             let mut config = Config::parse(include_str!("../../configs/demo.toml"), "configs/demo.toml")?;
             config.run.inputs = vec![demo::inputs_dir(&output).display().to_string()];
             config.run.output = Some(output.display().to_string());
-            let code = run_and_report(config, progress).await?;
+            let code = run_and_report(config, None, progress).await?;
             let shots: usize = truth.iter().map(|t| t.segments.len()).sum();
             println!("demo: {} synthetic videos with {shots} true segments; ground truth in {}", truth.len(), demo::inputs_dir(&output).join("truth.json").display());
             Ok(code)
@@ -306,7 +364,7 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
     }
 }
 
-async fn run_and_report(config: Config, progress: &indicatif::MultiProgress) -> anyhow::Result<ExitCode> {
+async fn run_and_report(config: Config, partition: Option<PartitionRequest>, progress: &indicatif::MultiProgress) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::default();
     let on_interrupt = cancel.clone();
     tokio::spawn(async move {
@@ -318,7 +376,7 @@ async fn run_and_report(config: Config, progress: &indicatif::MultiProgress) -> 
             }
         }
     });
-    let summary = run(config, progress, cancel).await?;
+    let summary = run(config, partition, progress, cancel).await?;
     println!("{summary}");
     Ok(match summary.status {
         RunStatus::Completed => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! `clipline run`: discover inputs, resume from what is committed, push the rest through the
-//! stages with a bounded number in flight, commit in order, record the run, summarise.
+//! `clipline run`: discover inputs (or read a partition's from the plan), resume from what is
+//! committed, push the rest through the stages with a bounded number in flight, commit in order,
+//! record the run, summarise.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,11 +17,13 @@ use indicatif::MultiProgress;
 use crate::caption::CaptionStage;
 use crate::embed::EmbedStage;
 use crate::shards::ShardSink;
-use crate::commit::{Committed, Committer};
+use crate::commit::{chunk_key, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
+use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, PARTITIONS_DIR};
+use crate::plan_cmd::read_plan;
 use crate::runtime::{Cancel, StageLimits, Stages};
-use crate::sources::{discover, Fetcher};
+use crate::sources::{discover, Fetcher, Source};
 use crate::tools::Tools;
 
 /// How a run ended.
@@ -51,6 +54,8 @@ pub struct RunSummary {
     pub status: RunStatus,
     /// Output root.
     pub output: String,
+    /// The partition this run processed, for a planned run.
+    pub partition: Option<Partition>,
     /// Inputs discovered.
     pub inputs: usize,
     /// Inputs skipped because an earlier run committed them.
@@ -66,7 +71,8 @@ impl fmt::Display for RunSummary {
         let c = &self.committed;
         let n = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
         let processed: u64 = c.videos.values().sum();
-        writeln!(f, "clipline run {}: {} inputs, {} already done, {} processed in {:.1} s", self.status.as_str(), self.inputs, self.resumed, processed, self.wall_s)?;
+        let of = self.partition.map(|p| format!(" (partition {p})")).unwrap_or_default();
+        writeln!(f, "clipline run{of} {}: {} inputs, {} already done, {} processed in {:.1} s", self.status.as_str(), self.inputs, self.resumed, processed, self.wall_s)?;
         writeln!(
             f,
             "  videos: {} ok, {} partial, {} skipped, {} failed, {} duplicate",
@@ -109,7 +115,60 @@ impl fmt::Display for RunSummary {
         }
         tables.push("runs");
         let tables = tables.join(",");
-        write!(f, "  manifests: {}/manifests/{{{tables}}}", self.output)
+        match self.partition {
+            Some(p) => write!(f, "  staged in {}/{}; clipline commit --output {} publishes every partition at once", self.output, p.dir(), self.output),
+            None => write!(f, "  manifests: {}/manifests/{{{tables}}}", self.output),
+        }
+    }
+}
+
+/// What a run is to process: its sources in input order, each with its commit chunk.
+struct Work {
+    sources: Vec<(Source, usize)>,
+    layout: Layout,
+    partition: Option<Partition>,
+}
+
+impl Work {
+    /// A single run: every input, chunks cut every `commit_every` from the first one not done.
+    async fn discover(config: &Config, output: &Store) -> anyhow::Result<Self> {
+        anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
+        let in_progress = output.list(PARTITIONS_DIR).await?;
+        anyhow::ensure!(
+            in_progress.is_empty(),
+            "{} has partitions of a plan in progress ({} files under {}): run this as a partition (--partition i/N), or finish them and publish with clipline commit --output {}",
+            output.uri(),
+            in_progress.len(),
+            output.uri_of(PARTITIONS_DIR),
+            output.uri()
+        );
+        let sources = discover(&config.run.inputs, &config.sources).await?.into_iter().map(|s| (s, 0)).collect();
+        Ok(Self { sources, layout: Layout::Whole, partition: None })
+    }
+
+    /// One partition of the output's plan: its inputs and chunks as the plan gives them.
+    async fn planned(config: &Config, output: &Store, request: PartitionRequest, settings_hash: &str) -> anyhow::Result<Self> {
+        let (info, rows) = read_plan(output).await?;
+        let request = match (request.count, config.run.partitions) {
+            (None, n) if n > 0 => PartitionRequest { count: Some(n), ..request },
+            _ => request,
+        };
+        let partition = request.resolve(info.partitions).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            info.settings_hash == settings_hash,
+            "this config's settings ({settings_hash}) differ from those the plan at {} was made with ({}): run the partitions with the plan's config",
+            output.uri(),
+            info.settings_hash
+        );
+        let mut stores = std::collections::HashMap::new();
+        let mut sources = Vec::new();
+        let mut chunks: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        for row in rows.into_iter().filter(|r| r.partition == i64::from(partition.index)) {
+            sources.push((Source::from_uri(&row.uri, &mut stores)?, row.chunk as usize));
+            chunks.entry(row.chunk).or_default().push(row.uri);
+        }
+        let chunk_keys = chunks.values().map(|uris| chunk_key(settings_hash, uris.iter().map(String::as_str))).collect();
+        Ok(Self { sources, layout: Layout::Partition { markers_dir: partition.commits_dir(), chunk_keys }, partition: Some(partition) })
     }
 }
 
@@ -117,27 +176,78 @@ impl fmt::Display for RunSummary {
 /// captioner to batch clips of several short videos together.
 const MODEL_QUEUE_VIDEOS: usize = 8;
 
-/// Run the ingest described by `config` (inputs and output must be set).
+/// Run the ingest described by `config` (output must be set; inputs too, unless `partition`
+/// names a partition of the output's plan).
 ///
 /// # Errors
 /// When ffmpeg is missing, the output cannot be opened or committed to, or inputs cannot be
 /// listed; a bad input is not an error.
-pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+    let output_uri = config.run.output.clone().context("no output given: pass --output URI or set run.output in the config")?;
+    let output = Store::open(&output_uri).with_context(|| format!("cannot open output {output_uri}"))?;
+    let settings_hash = config.settings_hash();
+    let work = match partition {
+        Some(request) => Work::planned(&config, &output, request, &settings_hash).await?,
+        None => Work::discover(&config, &output).await?,
+    };
+    let Some(partition) = work.partition else { return run_work(config, work, output, progress, cancel).await };
+    let inputs = work.sources.len() as u64;
+    let lease = std::sync::Arc::new(Lease::acquire(&output, partition, std::time::Duration::from_secs(config.run.lease_s)).await?);
+    let heartbeat = tokio::spawn(keep_lease(lease.clone(), partition, config.run.lease_s, cancel.clone()));
+    let result = run_work(config, work, output.clone(), progress, cancel).await;
+    heartbeat.abort();
+    let lost = heartbeat.await.is_ok_and(|lost| lost);
+    let status = match &result {
+        _ if lost => PartitionStatus::now("interrupted", Some("another worker took the partition over".into()), inputs),
+        Ok(summary) => PartitionStatus::now(summary.status.as_str(), None, inputs),
+        Err(e) => PartitionStatus::now("failed", Some(crate::logging::error_line(e)), inputs),
+    };
+    if let Err(e) = status.write(&output, partition).await {
+        tracing::warn!(partition = %partition, error = %e, "cannot record the partition's status");
+    }
+    if !lost {
+        lease.release().await?;
+    }
+    anyhow::ensure!(!lost, "partition {partition}: another worker took the partition over (this worker went quiet for over run.lease_s); it finishes the work");
+    result
+}
+
+/// Renew `lease` until aborted; cancels the run and returns true if another worker takes the
+/// partition over.
+async fn keep_lease(lease: std::sync::Arc<Lease>, partition: Partition, lease_s: u64, cancel: Cancel) -> bool {
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(lease_s * 1000 / 4));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        match lease.heartbeat().await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(partition = %partition, "another worker took this partition over; stopping");
+                cancel.cancel();
+                return true;
+            }
+            Err(e) => tracing::warn!(partition = %partition, error = %e, "cannot renew the partition's lease; retrying"),
+        }
+    }
+}
+
+async fn run_work(config: Config, work: Work, output: Store, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let started_at = Timestamp::now();
     let tools = Tools::locate()?;
-    let output_uri = config.run.output.clone().context("no output given: pass --output URI or set run.output in the config")?;
-    anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
-    let output = Store::open(&output_uri).with_context(|| format!("cannot open output {output_uri}"))?;
-    let sources = discover(&config.run.inputs, &config.sources).await?;
     let settings_hash = config.settings_hash();
     let scratch = tempfile::Builder::new().prefix("clipline-").tempdir().context("cannot create a scratch directory")?;
     let sink = config.embed.enabled().then(|| ShardSink::new(output.clone(), &config.shards, &scratch.path().join("shards")));
-    let (mut committer, resume) = Committer::open(output.clone(), settings_hash.clone(), config.run.commit_every, sink).await?;
-    let pending: Vec<_> = sources.iter().filter(|s| !resume.done.contains(&s.uri())).cloned().collect();
-    let resumed = sources.len() - pending.len();
+    let (mut committer, resume) = Committer::open(output.clone(), settings_hash.clone(), work.layout.clone(), sink).await?;
+    let inputs = work.sources.len();
+    let mut pending: Vec<(Source, usize)> = work.sources.into_iter().filter(|(s, _)| !resume.done.contains(&s.uri())).collect();
+    if work.partition.is_none() {
+        let every = config.run.commit_every.max(1);
+        pending.iter_mut().enumerate().for_each(|(i, (_, chunk))| *chunk = i / every);
+    }
+    let resumed = inputs - pending.len();
     tracing::info!(
-        inputs = sources.len(),
+        inputs,
         already_done = resumed,
         orphans_removed = resume.orphans_removed,
         output = %output.uri(),
@@ -159,7 +269,8 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
 
     let (captioner, embedder) = (captioner.as_ref(), embedder.as_ref());
     let max_text_area = config.filters.max_text_area;
-    let mut results = futures::stream::iter(pending.into_iter().enumerate())
+    let chunks: Vec<usize> = pending.iter().map(|(_, chunk)| *chunk).collect();
+    let mut results = futures::stream::iter(pending.into_iter().map(|(source, _)| source).enumerate())
         .take_while(|_| std::future::ready(!cancel.is_cancelled()))
         .map(|(index, source)| tokio::spawn(ingest.clone().process(index, source)))
         .buffered(Stages::in_flight(limits))
@@ -177,13 +288,15 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
         })
         .buffered(MODEL_QUEUE_VIDEOS);
     let mut interrupted = false;
+    let mut chunks = chunks.into_iter();
     while let Some(outcome) = results.next().await {
         let outcome = outcome?;
         if outcome.cancelled || cancel.is_cancelled() {
             interrupted = true;
             break;
         }
-        ingest.stages.commit.run(committer.add(outcome)).await?;
+        let chunk = chunks.next().expect("one chunk per source");
+        ingest.stages.commit.run(committer.add(outcome, chunk)).await?;
     }
     drop(results);
     interrupted |= cancel.is_cancelled();
@@ -199,7 +312,8 @@ pub async fn run(config: Config, progress: &MultiProgress, cancel: Cancel) -> an
         (false, 0) => RunStatus::Completed,
         (false, _) => RunStatus::CompletedWithFailures,
     };
-    let summary = RunSummary { status, output: output.uri().to_string(), inputs: sources.len(), resumed, committed, wall_s: started.elapsed().as_secs_f64() };
+    let summary =
+        RunSummary { status, output: output.uri().to_string(), partition: work.partition, inputs, resumed, committed, wall_s: started.elapsed().as_secs_f64() };
     record_run(&output, &config, &settings_hash, started_at, &summary).await?;
     Ok(summary)
 }

@@ -5,6 +5,7 @@
 //! inputs are spooled to a temporary file (removed when the video is done) with a size limit,
 //! timeouts and retries; local files are read in place.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub enum Source {
         store: Store,
         /// Its key in the store.
         key: String,
+        /// Its size, as the listing gave it.
+        size: Option<u64>,
     },
     /// An `http://` or `https://` URL.
     Http(String),
@@ -34,8 +37,34 @@ impl Source {
     pub fn uri(&self) -> String {
         match self {
             Source::Local(p) => format!("file://{}", p.display()),
-            Source::Object { store, key } => store.uri_of(key),
+            Source::Object { store, key, .. } => store.uri_of(key),
             Source::Http(url) => url.clone(),
+        }
+    }
+
+    /// The source a normalised URI (as [`Source::uri`] gives it) names, without listing
+    /// anything; `stores` keeps one client per bucket.
+    ///
+    /// # Errors
+    /// When the URI's scheme is not an input's, or its bucket cannot be opened.
+    pub fn from_uri(uri: &str, stores: &mut HashMap<String, Store>) -> Result<Self, DiscoverError> {
+        if uri.starts_with("http://") || uri.starts_with("https://") {
+            Ok(Source::Http(uri.to_string()))
+        } else if let Some(path) = uri.strip_prefix("file://") {
+            Ok(Source::Local(PathBuf::from(path)))
+        } else if uri.starts_with("s3://") {
+            let (root, key) = split_object_uri(uri);
+            let store = match stores.get(&root) {
+                Some(store) => store.clone(),
+                None => {
+                    let store = Store::open(&root).map_err(|e| DiscoverError { input: uri.to_string(), message: e.to_string() })?;
+                    stores.insert(root, store.clone());
+                    store
+                }
+            };
+            Ok(Source::Object { store, key, size: None })
+        } else {
+            Err(DiscoverError { input: uri.to_string(), message: "not an input URI (file://, s3:// or http(s)://)".into() })
         }
     }
 }
@@ -66,10 +95,10 @@ pub async fn discover(inputs: &[String], cfg: &SourcesConfig) -> Result<Vec<Sour
             let (root, key) = split_object_uri(input);
             let store = Store::open(&root).map_err(|e| fail(input, e.to_string()))?;
             let entries = store.list(&key).await.map_err(|e| fail(input, e.to_string()))?;
-            if entries.iter().any(|e| e.key == key) {
-                out.push(Source::Object { store, key });
+            if let Some(entry) = entries.iter().find(|e| e.key == key) {
+                out.push(Source::Object { store, key, size: Some(entry.size) });
             } else {
-                out.extend(entries.into_iter().filter(|e| wanted(&e.key)).map(|e| Source::Object { store: store.clone(), key: e.key }));
+                out.extend(entries.into_iter().filter(|e| wanted(&e.key)).map(|e| Source::Object { store: store.clone(), key: e.key, size: Some(e.size) }));
             }
         } else if input.contains("://") && !input.starts_with("file://") {
             return Err(fail(input, "unsupported scheme: inputs are paths, globs, file://, s3:// or http(s):// URLs".into()));
@@ -188,7 +217,7 @@ impl Fetcher {
                 .map_err(|e| fetch_error("read_error", format!("cannot read {}: {e}", path.display())))?;
                 Fetched { path, video_id, size, _spool: None }
             }
-            Source::Object { store, key } => {
+            Source::Object { store, key, .. } => {
                 let temp = self.spool_file()?;
                 let mut hasher = ContentHasher::default();
                 let size = store
@@ -206,6 +235,22 @@ impl Fetcher {
             return Err(FetchError { kind: "empty", message: format!("{} is empty (0 bytes)", source.uri()), size: Some(0) });
         }
         Ok(fetched)
+    }
+
+    /// A source's size without reading it: the file's, the listing's, or an HTTP HEAD's
+    /// `Content-Length` (`None` when the server does not say or cannot be reached).
+    pub async fn size_of(&self, source: &Source) -> Option<u64> {
+        match source {
+            Source::Local(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            Source::Object { size, .. } => *size,
+            Source::Http(url) => {
+                let response = self.http.head(url).send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                response.headers().get(reqwest::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+            }
+        }
     }
 
     fn spool_file(&self) -> Result<tempfile::TempPath, FetchError> {

@@ -9,6 +9,7 @@ mod demo;
 mod frame_exact;
 mod http;
 mod models;
+mod partitions;
 mod real_footage;
 mod resume;
 mod s3;

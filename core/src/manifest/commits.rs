@@ -4,6 +4,10 @@
 //! (`manifests/_commits/<chunk>.json`) last; whatever no marker names was left by a killed run.
 //! Readers that must never see such leftovers (the shard reader, `clipline shards verify`) read
 //! the files the markers name, and the next run deletes the rest.
+//!
+//! A partitioned run keeps its markers out of sight (under its partition's directory) until
+//! `clipline commit` publishes the chunks of every partition in one [`MarkerBatch`] object: one
+//! put, so readers see all partitions or none.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,6 +38,26 @@ pub struct Marker {
     pub shards: Vec<String>,
 }
 
+/// Several chunks' markers in one object (format 2), written by `clipline commit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarkerBatch {
+    /// Format of this file (2).
+    pub format: u32,
+    /// The chunks it commits.
+    pub chunks: Vec<Marker>,
+}
+
+/// Format of a [`MarkerBatch`] file.
+pub const BATCH_FORMAT: u32 = 2;
+
+/// A marker file: one chunk or a batch.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MarkerFile {
+    Batch(MarkerBatch),
+    One(Marker),
+}
+
 /// One source of a committed chunk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MarkedSource {
@@ -50,15 +74,29 @@ pub struct MarkedSource {
 /// # Errors
 /// On storage failures, or when a marker is not readable (naming it).
 pub async fn markers(store: &Store) -> Result<Vec<Marker>> {
+    markers_in(store, COMMITS).await
+}
+
+/// Every chunk marker in the `.json` files under `dir` (single markers and batches alike).
+///
+/// # Errors
+/// As [`markers`].
+pub async fn markers_in(store: &Store, dir: &str) -> Result<Vec<Marker>> {
     let mut markers = Vec::new();
-    for entry in store.list(COMMITS).await? {
+    for entry in store.list(dir).await? {
         if !entry.key.ends_with(".json") {
             continue;
         }
         let bytes = store.get(&entry.key).await?;
-        let marker = serde_json::from_slice(&bytes)
+        let file = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Schema { table: store.uri_of(&entry.key), message: format!("unreadable commit marker: {e}") })?;
-        markers.push(marker);
+        match file {
+            MarkerFile::One(marker) => markers.push(marker),
+            MarkerFile::Batch(batch) if batch.format == BATCH_FORMAT => markers.extend(batch.chunks),
+            MarkerFile::Batch(batch) => {
+                return Err(Error::Schema { table: store.uri_of(&entry.key), message: format!("commit marker of unknown format {}", batch.format) });
+            }
+        }
     }
     Ok(markers)
 }

@@ -9,6 +9,7 @@
 pub mod commits;
 mod columns;
 mod parquet_io;
+pub mod plan;
 mod tables;
 pub mod tags;
 

@@ -1,0 +1,166 @@
+//! `clipline commit`: publish the chunks of every partition of a plan at once.
+//!
+//! Partitions stage their chunk markers in their own directories, out of readers' sight. Commit
+//! checks that every chunk the plan expects is staged (or already published), writes one batch
+//! marker naming them all (a single put: readers see every partition or none), then removes the
+//! staging directories and whatever no marker names. Run again after a crash at any point, it
+//! finishes the job: chunks already published are not published twice.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clipline_core::ids::hash_parts;
+use clipline_core::manifest::commits::{markers, markers_in, Marker, MarkerBatch, BATCH_FORMAT, COMMITS};
+use clipline_core::storage::Store;
+
+use crate::commit::{chunk_key, remove_unreferenced};
+use crate::partition::{newest_lease, Partition, PartitionStatus, PARTITIONS_DIR};
+use crate::plan_cmd::read_plan;
+
+/// One partition's state, as commit found it.
+#[derive(Debug)]
+pub struct PartitionReport {
+    /// Which.
+    pub partition: Partition,
+    /// Chunks the plan gives it.
+    pub chunks: usize,
+    /// Of those, staged or already published.
+    pub chunks_done: usize,
+    /// Its last worker's status record.
+    pub status: Option<PartitionStatus>,
+    /// The holder and heartbeat age (seconds) of a lease still held.
+    pub lease: Option<(String, u64)>,
+}
+
+impl PartitionReport {
+    fn finished(&self) -> bool {
+        self.chunks_done == self.chunks
+    }
+}
+
+impl fmt::Display for PartitionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match (&self.status, &self.lease) {
+            (_, Some((holder, age))) => format!("running on {holder} (heartbeat {age} s ago)"),
+            (Some(s), None) if s.status == "failed" => format!("failed on {}: {}", s.host, s.error.as_deref().unwrap_or("no error recorded")),
+            (Some(s), None) => format!("{} on {}", s.status, s.host),
+            (None, None) if self.chunks_done == 0 => "missing: no worker has run it".to_string(),
+            (None, None) => "missing: a worker stopped without a status (killed?)".to_string(),
+        };
+        write!(f, "partition {}: {state}; {} of {} chunks done", self.partition, self.chunks_done, self.chunks)
+    }
+}
+
+/// What `clipline commit` did.
+#[derive(Debug)]
+pub struct CommitReport {
+    /// Output root.
+    pub output: String,
+    /// Every partition.
+    pub partitions: Vec<PartitionReport>,
+    /// Chunks published by this call.
+    pub published: usize,
+    /// Chunks already published before.
+    pub already: usize,
+    /// Sources published by this call, by status.
+    pub videos: BTreeMap<String, u64>,
+    /// Staged markers and records removed after publishing.
+    pub staging_removed: usize,
+    /// Parts and shards removed that no marker names (left by killed workers).
+    pub leftovers_removed: usize,
+}
+
+impl CommitReport {
+    /// Partitions not finished.
+    pub fn unfinished(&self) -> Vec<&PartitionReport> {
+        self.partitions.iter().filter(|p| !p.finished()).collect()
+    }
+}
+
+impl fmt::Display for CommitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unfinished = self.unfinished();
+        if !unfinished.is_empty() {
+            writeln!(f, "clipline commit refused: {} of {} partitions are not finished; nothing was published", unfinished.len(), self.partitions.len())?;
+            for p in unfinished {
+                writeln!(f, "  {p}")?;
+            }
+            return write!(f, "run the partitions named (the same command; each resumes), then clipline commit --output {} again", self.output);
+        }
+        let videos: Vec<String> = self.videos.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        writeln!(f, "clipline commit: {} partitions finished; {} chunks published now, {} earlier", self.partitions.len(), self.published, self.already)?;
+        if !videos.is_empty() {
+            writeln!(f, "  videos: {}", videos.join(", "))?;
+        }
+        for p in self.partitions.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.status == "completed_with_failures")) {
+            writeln!(f, "  {p} (failed inputs are rows of the videos table)")?;
+        }
+        write!(f, "  {} staging files and {} leftovers of killed workers removed; manifests: {}/manifests", self.staging_removed, self.leftovers_removed, self.output)
+    }
+}
+
+/// Publish the partitions of `output`'s plan.
+///
+/// # Errors
+/// When there is no plan, storage fails, or staged markers are of other settings.
+pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
+    let store = Store::open(output).with_context(|| format!("cannot open output {output}"))?;
+    let (info, rows) = read_plan(&store).await?;
+    let mut chunks_of: Vec<BTreeMap<i64, Vec<String>>> = vec![BTreeMap::new(); info.partitions as usize];
+    for row in rows {
+        chunks_of[row.partition as usize].entry(row.chunk).or_default().push(row.uri);
+    }
+    let published: HashSet<String> = markers(&store).await?.into_iter().map(|m| m.chunk).collect();
+    let mut staged: Vec<Marker> = Vec::new();
+    let mut partitions = Vec::new();
+    for (index, chunks) in chunks_of.iter().enumerate() {
+        let partition = Partition { index: index as u32, count: info.partitions };
+        let keys: HashSet<String> = chunks.values().map(|uris| chunk_key(&info.settings_hash, uris.iter().map(String::as_str))).collect();
+        let mut own: Vec<Marker> = markers_in(&store, &partition.commits_dir()).await?.into_iter().filter(|m| keys.contains(&m.chunk)).collect();
+        if let Some(other) = own.iter().find(|m| m.settings_hash != info.settings_hash) {
+            anyhow::bail!("partition {partition} staged chunk {} with settings {}, but the plan's are {}", other.chunk, other.settings_hash, info.settings_hash);
+        }
+        let done: HashSet<&String> = own.iter().map(|m| &m.chunk).chain(keys.iter().filter(|k| published.contains(*k))).collect();
+        let lease = match newest_lease(&store, partition).await? {
+            Some((_, Some(record))) => Some((record.holder.clone(), record.age_ms() / 1000)),
+            _ => None,
+        };
+        partitions.push(PartitionReport { partition, chunks: keys.len(), chunks_done: done.len(), status: PartitionStatus::read(&store, partition).await?, lease });
+        own.retain(|m| !published.contains(&m.chunk));
+        staged.extend(own);
+    }
+    let mut report = CommitReport { output: store.uri().to_string(), partitions, published: 0, already: published.len(), videos: BTreeMap::new(), staging_removed: 0, leftovers_removed: 0 };
+    if !report.unfinished().is_empty() {
+        return Ok(report);
+    }
+    if !staged.is_empty() {
+        staged.sort_by(|a, b| a.chunk.cmp(&b.chunk));
+        for source in staged.iter().flat_map(|m| &m.sources) {
+            *report.videos.entry(source.status.clone()).or_default() += 1;
+        }
+        let batch_key = format!("{COMMITS}/batch-{}.json", hash_parts(staged.iter().map(|m| m.chunk.as_str())));
+        let batch = MarkerBatch { format: BATCH_FORMAT, chunks: staged };
+        report.published = batch.chunks.len();
+        store.put(&batch_key, Bytes::from(serde_json::to_vec(&batch)?)).await?;
+        tracing::info!(chunks = report.published, marker = %store.uri_of(&batch_key), "published every partition");
+    }
+    (report.staging_removed, report.leftovers_removed) = clean_up(&store).await?;
+    Ok(report)
+}
+
+/// Remove the partitions' staging directories, then every part and shard no marker names;
+/// returns how many of each.
+async fn clean_up(store: &Store) -> anyhow::Result<(usize, usize)> {
+    let staging = store.list(PARTITIONS_DIR).await?;
+    for entry in &staging {
+        store.delete(&entry.key).await?;
+    }
+    let mut referenced = HashSet::new();
+    for marker in markers(store).await? {
+        referenced.extend(marker.parts.into_values());
+        referenced.extend(marker.shards);
+    }
+    Ok((staging.len(), remove_unreferenced(store, &referenced).await?))
+}
