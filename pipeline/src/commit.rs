@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, markers_in, MarkedSource, Marker, COMMITS};
-use clipline_core::manifest::{encode, RunRow, SampleRow, ShardRow, Table, TABLES};
+use clipline_core::manifest::{encode, RunRow, SampleRow, ShardRow, Table, VideoRow, TABLES};
 use clipline_core::storage::Store;
 use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
 
@@ -247,13 +247,17 @@ impl Committer {
         let Some(id) = outcome.video.video_id.clone() else { return };
         match self.first_source_of.get(&id) {
             Some(first) if *first != outcome.video.source_uri => {
-                let v = &mut outcome.video;
-                v.status = "duplicate".into();
-                v.error_kind = Some("duplicate".into());
-                v.error = Some(format!("same bytes as {first}"));
-                v.duplicate_of = Some(first.clone());
-                v.shots = 0;
-                v.clips = 0;
+                // The same row however far the copy got before its twin claimed the bytes (it
+                // may have been probed, or not), so that results do not depend on timing.
+                let v = &outcome.video;
+                let mut row = VideoRow::unprocessed(&v.source_uri, &v.settings_hash);
+                row.video_id = v.video_id.clone();
+                row.size_bytes = v.size_bytes;
+                row.status = "duplicate".into();
+                row.error_kind = Some("duplicate".into());
+                row.error = Some(format!("same bytes as {first}"));
+                row.duplicate_of = Some(first.clone());
+                outcome.video = row;
                 outcome.shots.clear();
                 outcome.clips.clear();
                 outcome.captions.clear();

@@ -14,6 +14,7 @@ mod real_footage;
 mod resume;
 mod s3;
 mod shards;
+mod slurm;
 mod storage;
 mod train;
 mod support;

@@ -210,3 +210,49 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// A single-node Slurm cluster (`scripts/slurm-local.sh`) under a temporary directory; stopped on
+/// drop.
+pub struct SlurmCluster {
+    dir: tempfile::TempDir,
+}
+
+impl SlurmCluster {
+    /// Start one with `nodes` nodes, or `None` when Slurm is not installed or this is not root
+    /// (`CLIPLINE_REQUIRE_SLURM=1` makes that a failure, as in CI).
+    pub fn start(nodes: u32) -> Option<Self> {
+        let installed = Command::new("slurmctld").arg("-V").output().is_ok_and(|o| o.status.success());
+        let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !installed || !root {
+            let why = if installed { "slurmd must run as root" } else { "slurmctld is not installed" };
+            assert!(std::env::var("CLIPLINE_REQUIRE_SLURM").is_err(), "CLIPLINE_REQUIRE_SLURM is set but {why}");
+            eprintln!("skipping the Slurm test: {why}; run scripts/setup.sh --test as root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
+        let out = Command::new(&script).arg("start").arg(dir.path()).arg(nodes.to_string()).output().unwrap();
+        let cluster = Self { dir };
+        assert!(out.status.success(), "slurm-local.sh start: {}", String::from_utf8_lossy(&out.stderr));
+        Some(cluster)
+    }
+
+    /// A Slurm command (`sbatch`, `sinfo`...) pointed at this cluster.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("SLURM_CONF", self.dir.path().join("slurm.conf"));
+        cmd
+    }
+
+    /// The cluster's directory (for job logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SlurmCluster {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
+        let _ = Command::new(script).arg("stop").arg(self.dir.path()).status();
+    }
+}

@@ -1,0 +1,70 @@
+//! The sbatch template (`configs/slurm/ingest.sbatch`) on a real single-node Slurm cluster: an
+//! array job ingests the demo videos in three partitions into the S3 server on 127.0.0.1,
+//! `clipline commit` publishes them, and the result equals a single-machine run. The Kubernetes
+//! manifests are checked offline against the API schema.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clipline_core::storage::Store;
+
+use crate::partitions::{assert_same_rows, demo_config, demo_inputs, succeeds};
+use crate::support::{clipline, output, S3Server, SlurmCluster};
+
+#[test]
+fn a_slurm_array_ingests_partitions_into_s3_that_commit_makes_equal_to_a_single_run() {
+    let Some(cluster) = SlurmCluster::start(2) else { return };
+    let Some(s3) = S3Server::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path());
+    let single = format!("s3://{}/single", s3.bucket);
+    let planned = format!("s3://{}/slurm", s3.bucket);
+    succeeds(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &single]).envs(s3.env()));
+    succeeds(clipline().arg("plan").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &planned, "--partitions", "3"]).envs(s3.env()));
+
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/slurm/ingest.sbatch");
+    let started = Instant::now();
+    let job = output(
+        cluster
+            .command("timeout")
+            .args(["600", "sbatch", "--wait", "--array=0-2", "--cpus-per-task=1", "--mem=300M", "--time=10"])
+            .arg(format!("--output={}/job-%A_%a.log", cluster.dir().display()))
+            .arg(&template)
+            .envs(s3.env())
+            .env("CLIPLINE", env!("CARGO_BIN_EXE_clipline"))
+            .env("CLIPLINE_CONFIG", &config)
+            .env("CLIPLINE_OUTPUT", &planned),
+    );
+    let logs: String = std::fs::read_dir(cluster.dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("job-"))
+        .map(|e| format!("{}:\n{}", e.file_name().to_string_lossy(), std::fs::read_to_string(e.path()).unwrap_or_default()))
+        .collect();
+    assert!(job.status.success(), "sbatch: {}\n{}\n{logs}", String::from_utf8_lossy(&job.stdout), String::from_utf8_lossy(&job.stderr));
+    eprintln!("slurm: 3 partitions ingested by an array job in {:.1} s", started.elapsed().as_secs_f64());
+    for partition in ["0/3", "1/3", "2/3"] {
+        assert!(logs.contains(&format!("(partition {partition}) completed")), "every array task ran its partition: {logs}");
+    }
+
+    let committed = succeeds(clipline().args(["commit", "--output", &planned]).envs(s3.env()));
+    assert!(committed.contains("3 partitions finished; 4 chunks published now"), "{committed}");
+    let open = |uri: &str| Store::open_with(uri, s3.options()).unwrap();
+    assert_same_rows(&open(&planned), &open(&single));
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_the_api_schema() {
+    let venv = std::env::var("CLIPLINE_PYTHON").map(|p| Path::new(&p).with_file_name("kubernetes-validate"));
+    let validator = venv.ok().filter(|p| p.exists());
+    let Some(validator) = validator else {
+        assert!(std::env::var("CLIPLINE_REQUIRE_SLURM").is_err(), "CLIPLINE_REQUIRE_SLURM is set but kubernetes-validate is not in the venv");
+        eprintln!("skipping: kubernetes-validate is not installed (scripts/setup.sh --test)");
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kubernetes");
+    let out = output(std::process::Command::new(validator).args(["-k", "1.33", "--strict"]).arg(dir.join("ingest-job.yaml")).arg(dir.join("commit-job.yaml")));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("passed").count(), 2, "{text}");
+}
