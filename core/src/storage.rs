@@ -42,11 +42,16 @@ pub struct StoreOptions {
 }
 
 impl Default for StoreOptions {
+    /// A minute per call and 15 retries with exponential backoff and jitter (100 ms growing to
+    /// 5 s): an object store that is unreachable for up to about 45 s costs a pause, not the run.
+    /// `CLIPLINE_STORAGE_TIMEOUT_S` and `CLIPLINE_STORAGE_RETRIES` override the call limit and the
+    /// retries (a run against a store known to be slow, or a test that wants an answer soon).
     fn default() -> Self {
+        let from_env = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
         Self {
-            call_timeout: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(from_env("CLIPLINE_STORAGE_TIMEOUT_S").unwrap_or(60).max(1)),
             transfer_timeout: Duration::from_secs(600),
-            max_retries: 5,
+            max_retries: from_env("CLIPLINE_STORAGE_RETRIES").map_or(15, |n| n as usize),
             s3: Vec::new(),
         }
     }

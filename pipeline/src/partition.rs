@@ -6,8 +6,9 @@
 //! slow, a replacement pod while the old one is terminating). The lease is a file per generation,
 //! `lease-<generation>.json`, created with a conditional put: only one worker creates a given
 //! generation, a holder rewrites its own file as a heartbeat, and a worker that finds the newest
-//! generation's heartbeat older than the lease time takes over by creating the next one. A holder
-//! that sees a newer generation than its own has lost the lease and stops.
+//! generation's heartbeat older than the lease time (or its holder a process of the same machine
+//! that has exited) takes over by creating the next one. A holder that sees a newer generation
+//! than its own has lost the lease and stops.
 
 use std::fmt;
 use std::time::Duration;
@@ -167,6 +168,17 @@ impl LeaseRecord {
     pub fn age_ms(&self) -> u64 {
         unix_ms().saturating_sub(self.heartbeat_ms)
     }
+
+    /// Whether the holder is a process of this machine that no longer exists (a worker killed
+    /// and restarted on the same node need not wait out the lease).
+    fn holder_died_here(&self) -> bool {
+        let Some((host, pid)) = self.holder.rsplit_once(':') else { return false };
+        host == host_name() && pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    fn is_live(&self, ttl: Duration) -> bool {
+        self.age_ms() < ttl.as_millis() as u64 && !self.holder_died_here()
+    }
 }
 
 /// A held lease on a partition.
@@ -210,7 +222,7 @@ impl Lease {
         loop {
             let next = match newest_lease(store, partition).await? {
                 None => 0,
-                Some((_, Some(record))) if record.age_ms() < ttl.as_millis() as u64 => {
+                Some((_, Some(record))) if record.is_live(ttl) => {
                     if !told {
                         tracing::warn!(partition = %partition, holder = %record.holder, heartbeat_age_s = record.age_ms() / 1000, "another worker holds this partition; waiting for it to finish or go quiet");
                         told = true;
