@@ -18,6 +18,7 @@ use clipline_core::storage::Store;
 use crate::commit::{chunk_key, remove_unreferenced};
 use crate::partition::{newest_lease, Partition, PartitionStatus, PARTITIONS_DIR};
 use crate::plan_cmd::read_plan;
+use crate::sources::redact;
 
 /// One partition's state, as commit found it.
 #[derive(Debug)]
@@ -110,7 +111,7 @@ pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
     let (info, rows) = read_plan(&store).await?;
     let mut chunks_of: Vec<BTreeMap<i64, Vec<String>>> = vec![BTreeMap::new(); info.partitions as usize];
     for row in rows {
-        chunks_of[row.partition as usize].entry(row.chunk).or_default().push(row.uri);
+        chunks_of[row.partition as usize].entry(row.chunk).or_default().push(redact(&row.uri));
     }
     let published: HashSet<String> = markers(&store).await?.into_iter().map(|m| m.chunk).collect();
     let mut staged: Vec<Marker> = Vec::new();

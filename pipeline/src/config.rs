@@ -125,6 +125,8 @@ pub struct DecodeConfig {
     pub timeout_base_s: u64,
     /// See `timeout_base_s`.
     pub timeout_per_video_second: f64,
+    /// Data memory each ffmpeg or ffprobe process on an input may use, MiB (0: no limit).
+    pub max_memory_mib: u64,
 }
 
 impl Default for DecodeConfig {
@@ -137,6 +139,7 @@ impl Default for DecodeConfig {
             stall_timeout_s: 60,
             timeout_base_s: 120,
             timeout_per_video_second: 4.0,
+            max_memory_mib: 4096,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! that stalls.
 
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -66,9 +67,11 @@ pub fn decode_rgb(
     cancel: Arc<AtomicBool>,
     mut on_frame: impl FnMut(&[u8]),
 ) -> Result<DecodeReport, DecodeError> {
-    let mut command = FfmpegCommand::new_with_path(&tools.ffmpeg);
+    let mut inner = tools.untrusted(&tools.ffmpeg);
+    inner.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut command = FfmpegCommand::from(inner);
     command
-        .args(["-hide_banner", "-nostdin", "-nostats"])
+        .args(["-loglevel", "level+info", "-hide_banner", "-nostdin", "-nostats"])
         .input(path)
         .args(["-map", &format!("0:{stream_index}"), "-an", "-sn", "-dn"])
         .args(["-vf", &format!("scale={width}:{height}:flags=area")])

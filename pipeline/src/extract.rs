@@ -139,7 +139,7 @@ impl Runner<'_> {
     /// # Errors
     /// A message naming the file when ffmpeg fails, is killed, or leaves an output empty.
     pub fn extract(&self, source: &Path, jobs: &[Job]) -> Result<(), String> {
-        let mut cmd = Command::new(&self.tools.ffmpeg);
+        let mut cmd = self.tools.untrusted(&self.tools.ffmpeg);
         cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"]);
         for job in jobs {
             cmd.args(["-ss", &format!("{:.6}", job.seek.time.max(0.0))]).arg("-i").arg(source);

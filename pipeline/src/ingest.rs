@@ -29,7 +29,7 @@ use crate::extract::{self, Seek};
 use crate::probe::{self, Probe, Timeline};
 use crate::runtime::{Cancel, Stages};
 use crate::sources::{Fetched, Fetcher, Source};
-use crate::tools::{Limits, Tools};
+use crate::tools::{ran_out_of_memory, Limits, Tools};
 
 /// What processing one input produced.
 #[derive(Debug)]
@@ -172,6 +172,12 @@ impl Ingest {
     }
 
     fn fail(&self, mut outcome: VideoOutcome, kind: &str, message: String) -> VideoOutcome {
+        let limit = self.config.decode.max_memory_mib;
+        let (kind, message) = if limit > 0 && ran_out_of_memory(&message) {
+            ("memory_limit", format!("{message} (ffmpeg and ffprobe run with at most decode.max_memory_mib = {limit} MiB; raise it if inputs like this are expected)"))
+        } else {
+            (kind, message)
+        };
         tracing::warn!(source = %outcome.video.source_uri, kind, "{message}");
         outcome.video.status = "failed".into();
         outcome.video.error_kind = Some(kind.to_string());

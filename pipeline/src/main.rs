@@ -266,8 +266,8 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
             Ok(if report.unfinished().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTITIONS_UNFINISHED) })
         }
         Cmd::Probe { input } => {
-            let tools = Tools::locate()?;
             let config = Config::default();
+            let tools = Tools::locate()?.with_memory_limit(config.decode.max_memory_mib);
             let source = discover(std::slice::from_ref(&input), &config.sources).await?.into_iter().next().context("nothing to probe")?;
             let spool = tempfile::tempdir()?;
             let fetched = Fetcher::new(config.sources, spool.path().to_path_buf())?.fetch(&source).await?;

@@ -93,7 +93,7 @@ pub async fn plan(config: &Config, partitions: u32) -> anyhow::Result<PlanSummar
         .zip(&sizes)
         .enumerate()
         .map(|(i, (source, size))| WorkRow {
-            uri: source.uri(),
+            uri: source.locator(),
             size_bytes: size.map(|s| s as i64),
             chunk: chunk_of(i) as i64,
             partition: partition_of_chunk[chunk_of(i)] as i64,

@@ -6,7 +6,6 @@
 //! costs about 12% of the decode here).
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -128,7 +127,7 @@ impl ProbeError {
 /// See [`ProbeError`].
 pub fn probe(tools: &Tools, path: &Path, timeout: Duration, max_dimension: u32, cancel: Arc<AtomicBool>) -> Result<(Probe, Timeline), ProbeError> {
     let limits = Limits { stall: timeout, total: timeout };
-    let mut cmd = Command::new(&tools.ffprobe);
+    let mut cmd = tools.untrusted(&tools.ffprobe);
     cmd.args(["-v", "error", "-print_format", "json", "-show_entries", "format:stream:packet=stream_index,pts_time"]).arg(path);
     let out = run_limited(cmd, limits, cancel)?;
     if !out.success {

@@ -164,8 +164,9 @@ impl Work {
         let mut sources = Vec::new();
         let mut chunks: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
         for row in rows.into_iter().filter(|r| r.partition == i64::from(partition.index)) {
-            sources.push((Source::from_uri(&row.uri, &mut stores)?, row.chunk as usize));
-            chunks.entry(row.chunk).or_default().push(row.uri);
+            let source = Source::from_uri(&row.uri, &mut stores)?;
+            chunks.entry(row.chunk).or_default().push(source.uri());
+            sources.push((source, row.chunk as usize));
         }
         let chunk_keys = chunks.values().map(|uris| chunk_key(settings_hash, uris.iter().map(String::as_str))).collect();
         Ok(Self { sources, layout: Layout::Partition { markers_dir: partition.commits_dir(), chunk_keys }, partition: Some(partition) })
@@ -234,7 +235,7 @@ async fn keep_lease(lease: std::sync::Arc<Lease>, partition: Partition, lease_s:
 async fn run_work(config: Config, work: Work, output: Store, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let started_at = Timestamp::now();
-    let tools = Tools::locate()?;
+    let tools = Tools::locate()?.with_memory_limit(config.decode.max_memory_mib);
     let settings_hash = config.settings_hash();
     let scratch = tempfile::Builder::new().prefix("clipline-").tempdir().context("cannot create a scratch directory")?;
     let sink = config.embed.enabled().then(|| ShardSink::new(output.clone(), &config.shards, &scratch.path().join("shards")));

@@ -33,8 +33,17 @@ pub enum Source {
 }
 
 impl Source {
-    /// The normalised URI recorded in the manifests.
+    /// The normalised URI recorded in the manifests and logs, credentials masked (see
+    /// [`redact`]).
     pub fn uri(&self) -> String {
+        match self {
+            Source::Http(url) => redact(url),
+            _ => self.locator(),
+        }
+    }
+
+    /// The URI that reads the source, credentials included: what a plan's work list holds.
+    pub fn locator(&self) -> String {
         match self {
             Source::Local(p) => format!("file://{}", p.display()),
             Source::Object { store, key, .. } => store.uri_of(key),
@@ -67,6 +76,43 @@ impl Source {
             Err(DiscoverError { input: uri.to_string(), message: "not an input URI (file://, s3:// or http(s)://)".into() })
         }
     }
+}
+
+/// Query parameters whose values are credentials: presigned S3, GCS and Azure URLs, API keys.
+const SECRET_PARAMETERS: [&str; 12] = [
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "signature",
+    "sig",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+];
+
+/// `uri` with its credentials masked as `***`: a password in the user part and the values of
+/// query parameters that carry signatures, tokens or keys. Anything else is returned unchanged,
+/// byte for byte, so the same input keeps the same identity across runs.
+pub fn redact(uri: &str) -> String {
+    let Ok(mut url) = url::Url::parse(uri) else { return uri.to_string() };
+    let mut changed = false;
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+        changed = true;
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        if pairs.iter().any(|(k, _)| SECRET_PARAMETERS.contains(&k.to_ascii_lowercase().as_str())) {
+            let masked = pairs.into_iter().map(|(k, v)| if SECRET_PARAMETERS.contains(&k.to_ascii_lowercase().as_str()) { (k, "***".to_string()) } else { (k, v) });
+            url.query_pairs_mut().clear().extend_pairs(masked);
+            changed = true;
+        }
+    }
+    if changed { url.to_string() } else { uri.to_string() }
 }
 
 /// An input that cannot be enumerated at all (the run stops before doing anything).
@@ -274,20 +320,21 @@ impl Fetcher {
                 Err((_, err)) => return Err(err),
             }
         }
-        Err(fetch_error("unreachable", format!("{url}: {last} (after {} attempts)", self.cfg.http_attempts.max(1))))
+        Err(fetch_error("unreachable", format!("{}: {last} (after {} attempts)", redact(url), self.cfg.http_attempts.max(1))))
     }
 
     /// One download attempt; the flag says whether another attempt may help.
     async fn try_http(&self, url: &str) -> Result<Fetched, (bool, FetchError)> {
+        let shown = redact(url);
         let transient = |e: reqwest::Error| (true, fetch_error("unreachable", without_url(&e)));
         let mut response = self.http.get(url).send().await.map_err(transient)?;
         let status = response.status();
         if !status.is_success() {
-            let err = fetch_error("unreachable", format!("{url}: HTTP {status}"));
+            let err = fetch_error("unreachable", format!("{shown}: HTTP {status}"));
             return Err((status.is_server_error(), err));
         }
         if response.content_length().is_some_and(|n| n > self.max_bytes()) {
-            return Err((false, fetch_error("too_large", format!("{url} is over the {} MiB limit", self.cfg.max_download_mib))));
+            return Err((false, fetch_error("too_large", format!("{shown} is over the {} MiB limit", self.cfg.max_download_mib))));
         }
         let temp = self.spool_file().map_err(|e| (false, e))?;
         let mut file = std::fs::File::create(&temp).map_err(|e| (false, fetch_error("spool", e.to_string())))?;
@@ -295,7 +342,7 @@ impl Fetcher {
         while let Some(chunk) = response.chunk().await.map_err(transient)? {
             hasher.update(&chunk);
             if hasher.len() > self.max_bytes() {
-                return Err((false, fetch_error("too_large", format!("{url} is over the {} MiB limit", self.cfg.max_download_mib))));
+                return Err((false, fetch_error("too_large", format!("{shown} is over the {} MiB limit", self.cfg.max_download_mib))));
             }
             std::io::Write::write_all(&mut file, &chunk).map_err(|e| (false, fetch_error("spool", e.to_string())))?;
         }
@@ -340,6 +387,18 @@ mod tests {
         let uris: Vec<String> = discover(&inputs, &SourcesConfig::default()).await.unwrap().iter().map(Source::uri).collect();
         let names: Vec<&str> = uris.iter().map(|u| u.rsplit('/').next().unwrap()).collect();
         assert_eq!(names, vec!["a.MKV", "b.mp4", "missing.mp4", "c.webm"]);
+    }
+
+    #[test]
+    fn credentials_in_urls_are_masked_and_other_urls_kept_byte_for_byte() {
+        assert_eq!(redact("https://user:hunter2@host/v.mp4"), "https://user:***@host/v.mp4");
+        let presigned = "https://b.s3.amazonaws.com/v.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F2026&X-Amz-Signature=abc123&X-Amz-Expires=60";
+        let masked = redact(presigned);
+        assert!(!masked.contains("abc123") && !masked.contains("AKID"), "{masked}");
+        assert!(masked.contains("X-Amz-Algorithm=AWS4-HMAC-SHA256") && masked.contains("X-Amz-Expires=60"), "{masked}");
+        for plain in ["http://127.0.0.1:8000/a%20b.mp4?t=10", "HTTP://Host:80/x.mp4", "s3://b/k.mp4"] {
+            assert_eq!(redact(plain), plain);
+        }
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! clipline uses the system's ffmpeg (Debian's `ffmpeg` package), never a downloaded one:
 //! `CLIPLINE_FFMPEG` / `CLIPLINE_FFPROBE` override the search of `PATH`. Every process runs
 //! under a [`Watchdog`] that kills it when it stalls, runs past its limit or the run is cancelled,
-//! so one hanging input cannot stop a batch job.
+//! so one hanging input cannot stop a batch job; and on inputs (untrusted bytes), under a memory
+//! limit set with util-linux's `prlimit` (the workspace forbids the unsafe code a `pre_exec`
+//! setrlimit would need), so a hostile file cannot exhaust the machine's memory or dump core.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,8 @@ pub struct Tools {
     pub ffmpeg: PathBuf,
     /// Path of ffprobe.
     pub ffprobe: PathBuf,
+    /// `prlimit` and the data-segment limit in bytes that processes on inputs run under.
+    memory_limit: Option<(PathBuf, u64)>,
 }
 
 /// A tool that could not be found, with the fix.
@@ -38,7 +42,35 @@ impl Tools {
         Ok(Self {
             ffmpeg: find("ffmpeg", "CLIPLINE_FFMPEG")?,
             ffprobe: find("ffprobe", "CLIPLINE_FFPROBE")?,
+            memory_limit: None,
         })
+    }
+
+    /// Run processes on inputs with at most `mib` MiB of data memory each (0: no limit). Without
+    /// `prlimit` on `PATH` the limit cannot be applied; that is logged once, here.
+    pub fn with_memory_limit(mut self, mib: u64) -> Self {
+        self.memory_limit = match (mib, find("prlimit", "CLIPLINE_PRLIMIT")) {
+            (0, _) => None,
+            (_, Ok(prlimit)) => Some((prlimit, mib << 20)),
+            (_, Err(_)) => {
+                tracing::warn!(mib, "prlimit (util-linux) not found: ffmpeg runs without a memory limit");
+                None
+            }
+        };
+        self
+    }
+
+    /// A command running `program` on untrusted input: under the memory limit, without core
+    /// dumps.
+    pub fn untrusted(&self, program: &Path) -> Command {
+        match &self.memory_limit {
+            Some((prlimit, bytes)) => {
+                let mut cmd = Command::new(prlimit);
+                cmd.arg(format!("--data={bytes}")).arg("--core=0").arg("--").arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
     }
 
     /// The first line of `TOOL -version`.
@@ -46,6 +78,12 @@ impl Tools {
         let out = Command::new(path).arg("-version").stdin(Stdio::null()).output().ok()?;
         String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string)
     }
+}
+
+/// Whether a tool's error line says it could not get memory (or a thread): what a process
+/// stopped by the memory limit reports.
+pub fn ran_out_of_memory(message: &str) -> bool {
+    ["Cannot allocate memory", "cannot allocate", "failed to map segment", "Resource temporarily unavailable", "Out of memory"].iter().any(|m| message.contains(m))
 }
 
 fn find(name: &'static str, var: &'static str) -> Result<PathBuf, ToolMissing> {

@@ -175,3 +175,18 @@ fn unusual_but_valid_inputs_are_processed_and_a_header_only_file_is_named() {
     let clips: Vec<ClipRow> = rows(&out_dir);
     assert_eq!(clips.iter().filter(|c| c.status == "ok" && c.clip_uri.is_some()).count(), 4, "every valid input's clip file is written");
 }
+
+#[test]
+fn an_input_that_needs_more_memory_than_the_limit_fails_its_row_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("a.mp4");
+    lavfi_video(&input, "testsrc2", 40);
+    // Far too little for ffprobe to even load its libraries: the row says why.
+    let config = dir.path().join("tight.toml");
+    std::fs::write(&config, "[decode]\nmax_memory_mib = 24\n").unwrap();
+    let out = output(clipline().arg("run").arg(&config).arg("-i").arg(&input).arg("-o").arg(dir.path().join("out")));
+    assert_eq!(out.status.code(), Some(3), "the run completes with a failed input: {}", String::from_utf8_lossy(&out.stderr));
+    let videos: Vec<VideoRow> = rows(&dir.path().join("out"));
+    assert_eq!(videos[0].error_kind.as_deref(), Some("memory_limit"), "{:?}", videos[0]);
+    assert!(videos[0].error.as_deref().unwrap_or_default().contains("decode.max_memory_mib = 24"), "{:?}", videos[0].error);
+}

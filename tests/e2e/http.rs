@@ -1,11 +1,26 @@
 //! HTTP inputs are downloaded, hashed and cut like local files; the same bytes from a URL and a
 //! path are one video.
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use clipline_core::manifest::{ClipRow, VideoRow};
 
 use crate::support::{clipline, free_port, lavfi_video, output, rows, wait_for_port};
+
+/// Python's file server on a free port, serving `dir`; returns it and the port.
+fn serve(dir: &Path) -> (Child, u16) {
+    let port = free_port();
+    let server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 serves files");
+    wait_for_port(port, "http.server");
+    (server, port)
+}
 
 #[test]
 fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
@@ -13,15 +28,7 @@ fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
     lavfi_video(&served.join("clip.mp4"), "testsrc2", 60);
-    let port = free_port();
-    let mut server = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
-        .arg(&served)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 serves files");
-    wait_for_port(port, "http.server");
+    let (mut server, port) = serve(&served);
     let url = format!("http://127.0.0.1:{port}/clip.mp4");
     let out_dir = dir.path().join("out");
     let out = output(clipline().args(["run", "--input", &url, "--input"]).arg(served.join("clip.mp4")).arg("--output").arg(&out_dir));
@@ -38,4 +45,30 @@ fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
     let clips: Vec<ClipRow> = rows(&out_dir);
     assert_eq!(clips.len(), 1);
     assert_eq!(clips[0].source_uri, by_path.source_uri);
+}
+
+#[test]
+fn credentials_in_input_urls_reach_neither_manifests_nor_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    lavfi_video(&served.join("clip.mp4"), "testsrc2", 40);
+    let (mut server, port) = serve(&served);
+    let url = format!("http://reader:hunter2@127.0.0.1:{port}/clip.mp4?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=deadbeef&part=1");
+    let missing = format!("http://reader:hunter2@127.0.0.1:{port}/gone.mp4?X-Amz-Signature=deadbeef");
+    let out_dir = dir.path().join("out");
+    let out = output(clipline().env("RUST_LOG", "debug").args(["run", "--input", &url, "--input", &missing]).arg("--output").arg(&out_dir));
+    let _ = server.kill();
+    let _ = server.wait();
+    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "one input fetched, one failed: {logs}");
+    let videos: Vec<VideoRow> = rows(&out_dir);
+    let everything = format!("{videos:?}{logs}{}", std::fs::read_to_string(out_dir.join("manifests/_commits").read_dir().unwrap().next().unwrap().unwrap().path()).unwrap());
+    for secret in ["hunter2", "AKIDSECRET", "deadbeef"] {
+        assert!(!everything.contains(secret), "{secret} leaked: {everything}");
+    }
+    let ok = videos.iter().find(|v| v.status == "ok").expect("the URL with credentials was fetched");
+    assert_eq!(ok.source_uri, format!("http://reader:***@127.0.0.1:{port}/clip.mp4?X-Amz-Credential=***&X-Amz-Signature=***&part=1"));
+    let failed = videos.iter().find(|v| v.status == "failed").unwrap();
+    assert!(failed.error.as_deref().unwrap_or_default().contains("gone.mp4"), "{failed:?}");
 }

@@ -20,7 +20,8 @@ pub const PLAN_INFO: &str = "plan/plan.json";
 table! {
     /// One input of a partitioned run.
     pub struct WorkRow in "plan" {
-        /// The input's normalised URI.
+        /// The input's normalised URI, as it is read (with any credentials an HTTP URL carries;
+        /// the manifests record it masked).
         pub uri: String,
         /// Its size in bytes, when it could be known without reading it.
         pub size_bytes: Option<i64>,
