@@ -71,6 +71,9 @@ pub struct CommitReport {
     pub staging_removed: usize,
     /// Parts and shards removed that no marker names (left by killed workers).
     pub leftovers_removed: usize,
+    /// Inputs processed in full although an input of another partition has the same bytes:
+    /// (input, the earlier copy).
+    pub unsettled_copies: Vec<(String, String)>,
 }
 
 impl CommitReport {
@@ -95,6 +98,9 @@ impl fmt::Display for CommitReport {
         if !videos.is_empty() {
             writeln!(f, "  videos: {}", videos.join(", "))?;
         }
+        for (input, first) in &self.unsettled_copies {
+            writeln!(f, "  warning: {input} has the same bytes as {first} but ran in another partition (its size was unknown or common at plan time); both were kept")?;
+        }
         for p in self.partitions.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.status == "completed_with_failures")) {
             writeln!(f, "  {p} (failed inputs are rows of the videos table)")?;
         }
@@ -113,7 +119,8 @@ pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
     for row in rows {
         chunks_of[row.partition as usize].entry(row.chunk).or_default().push(redact(&row.uri));
     }
-    let published: HashSet<String> = markers(&store).await?.into_iter().map(|m| m.chunk).collect();
+    let published_markers = markers(&store).await?;
+    let published: HashSet<String> = published_markers.iter().map(|m| m.chunk.clone()).collect();
     let mut staged: Vec<Marker> = Vec::new();
     let mut partitions = Vec::new();
     for (index, chunks) in chunks_of.iter().enumerate() {
@@ -132,12 +139,13 @@ pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
         own.retain(|m| !published.contains(&m.chunk));
         staged.extend(own);
     }
-    let mut report = CommitReport { output: store.uri().to_string(), partitions, published: 0, already: published.len(), videos: BTreeMap::new(), staging_removed: 0, leftovers_removed: 0 };
+    let mut report = CommitReport { output: store.uri().to_string(), partitions, published: 0, already: published.len(), videos: BTreeMap::new(), staging_removed: 0, leftovers_removed: 0, unsettled_copies: Vec::new() };
     if !report.unfinished().is_empty() {
         return Ok(report);
     }
     if !staged.is_empty() {
         staged.sort_by(|a, b| a.chunk.cmp(&b.chunk));
+        report.unsettled_copies = copies_across_partitions(&published_markers, &staged);
         for source in staged.iter().flat_map(|m| &m.sources) {
             *report.videos.entry(source.status.clone()).or_default() += 1;
         }
@@ -164,4 +172,47 @@ async fn clean_up(store: &Store) -> anyhow::Result<(usize, usize)> {
         referenced.extend(marker.shards);
     }
     Ok((staging.len(), remove_unreferenced(store, &referenced).await?))
+}
+
+/// Inputs kept in full whose bytes an earlier input (in input order) of another chunk also has:
+/// copies that met in different partitions, which a single run would have settled.
+fn copies_across_partitions(published: &[Marker], staged: &[Marker]) -> Vec<(String, String)> {
+    let mut kept: Vec<(&str, &str)> = published
+        .iter()
+        .chain(staged)
+        .flat_map(|m| &m.sources)
+        .filter(|s| s.status != "duplicate")
+        .filter_map(|s| Some((s.uri.as_str(), s.video_id.as_deref()?)))
+        .collect();
+    kept.sort();
+    let mut first_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut copies = Vec::new();
+    for (uri, id) in kept {
+        match first_of.get(id) {
+            Some(first) => copies.push((uri.to_string(), first.to_string())),
+            None => {
+                first_of.insert(id, uri);
+            }
+        }
+    }
+    copies
+}
+
+#[cfg(test)]
+mod tests {
+    use clipline_core::manifest::commits::MarkedSource;
+
+    use super::*;
+
+    fn marker(chunk: &str, sources: &[(&str, &str, &str)]) -> Marker {
+        let sources = sources.iter().map(|(uri, id, status)| MarkedSource { uri: uri.to_string(), video_id: Some(id.to_string()), status: status.to_string() }).collect();
+        Marker { format: 1, chunk: chunk.into(), settings_hash: "s".into(), sources, parts: Default::default(), shards: vec![] }
+    }
+
+    #[test]
+    fn copies_kept_in_two_partitions_are_reported_against_the_first_in_input_order() {
+        let published = [marker("a", &[("file:///b.mp4", "x", "ok"), ("file:///c.mp4", "y", "ok")])];
+        let staged = [marker("b", &[("file:///a.mp4", "x", "ok"), ("file:///d.mp4", "y", "duplicate"), ("file:///e.mp4", "z", "ok")])];
+        assert_eq!(copies_across_partitions(&published, &staged), vec![("file:///b.mp4".to_string(), "file:///a.mp4".to_string())]);
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! Chunks holding inputs of equal size go to the same partition: equal bytes mean equal size, so
 //! two copies of a video always meet in one worker, which settles the duplicate exactly as a
-//! single run does (the first in input order keeps its clips).
+//! single run does (the first in input order keeps its clips). A size shared by more than
+//! [`MAX_SAME_SIZE`] inputs is not a sign of copies but of a fixed-size format, and joining them
+//! would pile them into one partition; those (and inputs of unknown size) are dealt freely, and
+//! `clipline commit` reports any copies that then met in different partitions.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +25,9 @@ use crate::sources::{discover, Fetcher};
 
 /// Inputs whose size is asked for at once (HTTP HEADs).
 const SIZE_CONCURRENCY: usize = 16;
+
+/// Inputs of one size beyond which equal size no longer groups chunks.
+const MAX_SAME_SIZE: usize = 16;
 
 /// Partitions listed one by one in the summary.
 const LISTED_PARTITIONS: usize = 16;
@@ -172,7 +178,8 @@ fn chunk_weights(sizes: &[Option<u64>], chunks: usize, chunk_of: impl Fn(usize) 
     weights
 }
 
-/// Chunks joined into groups that must share a partition: those holding inputs of equal size.
+/// Chunks joined into groups that must share a partition: those holding inputs of equal size
+/// (not empty, and not a size more than [`MAX_SAME_SIZE`] inputs have).
 fn chunks_sharing_a_size(sizes: &[Option<u64>], chunks: usize, chunk_of: impl Fn(usize) -> usize) -> Vec<Vec<usize>> {
     let mut parent: Vec<usize> = (0..chunks).collect();
     fn root(parent: &mut [usize], mut c: usize) -> usize {
@@ -182,11 +189,15 @@ fn chunks_sharing_a_size(sizes: &[Option<u64>], chunks: usize, chunk_of: impl Fn
         }
         c
     }
+    let mut inputs_of_size: HashMap<u64, usize> = HashMap::new();
+    for size in sizes.iter().flatten() {
+        *inputs_of_size.entry(*size).or_default() += 1;
+    }
     let mut first_chunk_of_size: HashMap<u64, usize> = HashMap::new();
     for (i, size) in sizes.iter().enumerate() {
-        let Some(size) = size else { continue };
+        let Some(size) = size.filter(|s| *s > 0 && inputs_of_size[s] <= MAX_SAME_SIZE) else { continue };
         let chunk = chunk_of(i);
-        let other = *first_chunk_of_size.entry(*size).or_insert(chunk);
+        let other = *first_chunk_of_size.entry(size).or_insert(chunk);
         let (a, b) = (root(&mut parent, chunk), root(&mut parent, other));
         parent[a.max(b)] = a.min(b);
     }
@@ -235,6 +246,15 @@ mod tests {
         assert_eq!(deal(&groups, &weights, 2), vec![0, 1, 1]);
         // More partitions than groups leaves some empty; every chunk is dealt once.
         assert_eq!(deal(&groups, &weights, 4), vec![0, 1, 1]);
+    }
+
+    #[test]
+    fn a_size_common_to_many_inputs_does_not_pile_them_into_one_partition() {
+        let sizes = vec![Some(1000); MAX_SAME_SIZE + 1];
+        let groups = chunks_sharing_a_size(&sizes, sizes.len(), |i| i);
+        assert_eq!(groups.len(), sizes.len());
+        let two = [Some(0), Some(0), Some(5), Some(5)];
+        assert_eq!(chunks_sharing_a_size(&two, 4, |i| i), vec![vec![0], vec![1], vec![2, 3]], "empty files are not copies");
     }
 
     #[test]
