@@ -199,12 +199,16 @@ pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: 
     heartbeat.abort();
     let lost = heartbeat.await.is_ok_and(|lost| lost);
     let status = match &result {
-        _ if lost => PartitionStatus::now("interrupted", Some("another worker took the partition over".into()), inputs),
-        Ok(summary) => PartitionStatus::now(summary.status.as_str(), None, inputs),
-        Err(e) => PartitionStatus::now("failed", Some(crate::logging::error_line(e)), inputs),
+        _ if lost => Some(PartitionStatus::now("interrupted", Some("another worker took the partition over".into()), inputs)),
+        // Everything was published by an earlier `clipline commit`: leave nothing to publish.
+        Ok(summary) if summary.resumed == summary.inputs && output.list(&partition.commits_dir()).await?.is_empty() => None,
+        Ok(summary) => Some(PartitionStatus::now(summary.status.as_str(), None, inputs)),
+        Err(e) => Some(PartitionStatus::now("failed", Some(crate::logging::error_line(e)), inputs)),
     };
-    if let Err(e) = status.write(&output, partition).await {
-        tracing::warn!(partition = %partition, error = %e, "cannot record the partition's status");
+    if let Some(status) = status {
+        if let Err(e) = status.write(&output, partition).await {
+            tracing::warn!(partition = %partition, error = %e, "cannot record the partition's status");
+        }
     }
     if !lost {
         lease.release().await?;

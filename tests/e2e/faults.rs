@@ -151,23 +151,27 @@ fn serve(mut stream: TcpStream, answer: Option<&str>, requests: &AtomicUsize) {
     }
 }
 
-#[test]
-fn a_failing_endpoint_is_retried_a_bounded_number_of_times_then_named_in_one_clear_error() {
-    let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
-    let (endpoint, requests) = stub_endpoint(Some(body));
+/// `clipline run` of the demo inputs into `s3://bucket/out` at `endpoint`, with these keys and
+/// one more setting.
+fn run_against(endpoint: &str, keys: (&str, &str), setting: (&str, &str)) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let out = output(
+    output(
         clipline()
             .arg("run")
             .arg(demo_config(dir.path()))
             .arg("-i")
             .arg(demo_inputs())
             .args(["-o", "s3://bucket/out"])
-            .envs([("AWS_ACCESS_KEY_ID", "AKIDEXAMPLESECRET"), ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI"), ("AWS_REGION", "us-east-1")])
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("CLIPLINE_STORAGE_RETRIES", "3"),
-    );
+            .envs([("AWS_ACCESS_KEY_ID", keys.0), ("AWS_SECRET_ACCESS_KEY", keys.1), ("AWS_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", endpoint), setting]),
+    )
+}
+
+#[test]
+fn a_failing_endpoint_is_retried_a_bounded_number_of_times_then_named_in_one_clear_error() {
+    let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    let (endpoint, requests) = stub_endpoint(Some(body));
+    let started = Instant::now();
+    let out = run_against(&endpoint, ("AKIDEXAMPLESECRET", "wJalrXUtnFEMI"), ("CLIPLINE_STORAGE_RETRIES", "3"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert_eq!(requests.load(Ordering::SeqCst), 4, "one request and 3 retries, then the error: {stderr}");
@@ -180,19 +184,8 @@ fn a_failing_endpoint_is_retried_a_bounded_number_of_times_then_named_in_one_cle
 #[test]
 fn an_endpoint_that_never_answers_times_out_with_the_object_named() {
     let (endpoint, requests) = stub_endpoint(None);
-    let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = output(
-        clipline()
-            .arg("run")
-            .arg(demo_config(dir.path()))
-            .arg("-i")
-            .arg(demo_inputs())
-            .args(["-o", "s3://bucket/out"])
-            .envs([("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")])
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("CLIPLINE_STORAGE_TIMEOUT_S", "2"),
-    );
+    let out = run_against(&endpoint, ("testing", "testing"), ("CLIPLINE_STORAGE_TIMEOUT_S", "2"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30), "the call limit holds: {:?}", started.elapsed());

@@ -144,6 +144,8 @@ fn partitions_committed_together_equal_a_single_run_and_commit_waits_for_every_o
     // Committing again, or running the inputs again, does nothing twice.
     let again = succeeds(clipline().arg("commit").arg("--output").arg(&out));
     assert!(again.contains("0 chunks published now, 4 earlier"), "{again}");
+    let rerun_partition = succeeds(&mut partition(&config, &out, "2/3"));
+    assert!(rerun_partition.contains("0 processed"), "{rerun_partition}");
     let rerun = succeeds(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).arg("-o").arg(&out));
     assert!(rerun.contains("4 already done, 0 processed"), "{rerun}");
     assert_same_rows(&local(&out), &local(&single));
