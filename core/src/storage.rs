@@ -42,8 +42,9 @@ pub struct StoreOptions {
 }
 
 impl Default for StoreOptions {
-    /// A minute per call and 15 retries with exponential backoff and jitter (100 ms growing to
-    /// 5 s): an object store that is unreachable for up to about 45 s costs a pause, not the run.
+    /// A minute per call, retries included, and up to 30 retries with exponential backoff and
+    /// jitter (100 ms growing to 5 s): an object store that is unreachable for most of a minute
+    /// costs a pause, not the run.
     /// `CLIPLINE_STORAGE_TIMEOUT_S` and `CLIPLINE_STORAGE_RETRIES` override the call limit and the
     /// retries (a run against a store known to be slow, or a test that wants an answer soon).
     fn default() -> Self {
@@ -51,7 +52,7 @@ impl Default for StoreOptions {
         Self {
             call_timeout: Duration::from_secs(from_env("CLIPLINE_STORAGE_TIMEOUT_S").unwrap_or(60).max(1)),
             transfer_timeout: Duration::from_secs(600),
-            max_retries: from_env("CLIPLINE_STORAGE_RETRIES").map_or(15, |n| n as usize),
+            max_retries: from_env("CLIPLINE_STORAGE_RETRIES").map_or(30, |n| n as usize),
             s3: Vec::new(),
         }
     }
@@ -120,7 +121,9 @@ impl Store {
                 ClientOptions::new().with_timeout(options.call_timeout).with_connect_timeout(Duration::from_secs(10)),
             )
             .with_retry(RetryConfig {
-                backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+                // object_store draws each wait uniformly between the first and `base` times the last: with
+                // base 4 the wait doubles on average, up to the 5 s cap.
+                backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 4.0 },
                 max_retries: options.max_retries,
                 retry_timeout: options.call_timeout,
             });

@@ -93,6 +93,9 @@ pub struct Ingest {
     pub frames: AtomicU64,
     /// Lowest input index seen for each content hash, so a later copy skips the work.
     claims: Mutex<HashMap<String, usize>>,
+    /// The first failure to write a clip file or frame to the output (after the store's
+    /// retries): the output is unusable, so the run stops instead of recording failed clips.
+    storage_failure: std::sync::OnceLock<String>,
 }
 
 impl Ingest {
@@ -110,6 +113,7 @@ impl Ingest {
             scratch,
             frames: AtomicU64::new(0),
             claims: Mutex::new(HashMap::new()),
+            storage_failure: std::sync::OnceLock::new(),
         }
     }
 
@@ -458,11 +462,24 @@ impl Ingest {
         results
     }
 
+    /// Why writing to the output failed, if it did: the run must stop there (what is committed
+    /// stays; started again, it resumes).
+    pub fn storage_failure(&self) -> Option<&str> {
+        self.storage_failure.get().map(String::as_str)
+    }
+
     async fn upload(&self, files: &ClipFiles) -> Written {
         let c = &self.config.clips;
-        let clip_uri = if c.write_clip_files { Some(extract::upload(&self.output, &files.clip_key, &files.clip_path).await?) } else { None };
-        let frame_uri =
-            if c.write_middle_frames { Some(extract::upload(&self.output, &files.frame_key, &files.frame_path).await?) } else { None };
+        let put = |key: &str, path: &Path| {
+            let (key, path) = (key.to_string(), path.to_path_buf());
+            async move {
+                extract::upload(&self.output, &key, &path).await.inspect_err(|e| {
+                    self.storage_failure.get_or_init(|| e.clone());
+                })
+            }
+        };
+        let clip_uri = if c.write_clip_files { Some(put(&files.clip_key, &files.clip_path).await?) } else { None };
+        let frame_uri = if c.write_middle_frames { Some(put(&files.frame_key, &files.frame_path).await?) } else { None };
         let caption_frames = files
             .caption_frames
             .iter()

@@ -300,6 +300,9 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
             interrupted = true;
             break;
         }
+        if let Some(e) = ingest.storage_failure() {
+            anyhow::bail!("cannot write to the output: {e}; what is committed stays: run the same command again to resume");
+        }
         let chunk = chunks.next().expect("one chunk per source");
         ingest.stages.commit.run(committer.add(outcome, chunk)).await?;
     }

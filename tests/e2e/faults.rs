@@ -93,7 +93,8 @@ fn a_run_survives_the_s3_endpoint_going_away_mid_run_and_ends_with_the_same_rows
     let spawned = Instant::now();
     let child = run.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let outage = Duration::from_secs(5);
+    // CLIPLINE_OUTAGE_S tries a longer outage (the default retry budget is a minute per call).
+    let outage = Duration::from_secs(std::env::var("CLIPLINE_OUTAGE_S").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
     forwarder.kill();
     std::thread::sleep(outage);
     forwarder.restart();
