@@ -213,11 +213,20 @@ impl Worker {
     }
 
     /// The clip's text-covered fraction, when a detector is configured; a detector failure is
-    /// logged and leaves the score empty rather than failing the caption.
+    /// logged and leaves the score empty rather than failing the caption. A failed run is tried
+    /// once more first: ONNX Runtime now and then fails a run of a good input with "GetElementType
+    /// is not implemented" (microsoft/onnxruntime#22075), and the score should not depend on that.
     fn text_area(&mut self, clip: &ClipFrames) -> Option<f64> {
         let detector = self.text_detector.as_mut()?;
         let frames: Vec<&RgbImage> = clip.frames.iter().collect();
-        detector.text_area(&frames).map_err(|e| tracing::warn!(clip = %clip.clip_id, "text detection failed: {e}")).ok()
+        detector
+            .text_area(&frames)
+            .or_else(|e| {
+                tracing::debug!(clip = %clip.clip_id, "text detection failed, trying once more: {e}");
+                detector.text_area(&frames)
+            })
+            .map_err(|e| tracing::warn!(clip = %clip.clip_id, "text detection failed: {e}"))
+            .ok()
     }
 
     fn row(&mut self, clip: &ClipFrames, result: Result<Generated, String>, latency_ms: f64) -> CaptionRow {

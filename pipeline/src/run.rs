@@ -17,7 +17,7 @@ use indicatif::MultiProgress;
 use crate::caption::CaptionStage;
 use crate::embed::EmbedStage;
 use crate::shards::ShardSink;
-use crate::commit::{chunk_key, Committed, Committer, Layout};
+use crate::commit::{chunk_key, CommitError, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
 use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, PARTITIONS_DIR};
@@ -173,6 +173,18 @@ impl Work {
     }
 }
 
+/// What a run that cannot write to its output says: the fix is to run it again.
+const STOPPED_WRITING: &str = "cannot write to the output, so the run stopped (what is committed stays: run the same command again to resume)";
+
+/// `e`, with [`STOPPED_WRITING`] in front when it is a storage failure.
+fn resumable(e: anyhow::Error) -> anyhow::Error {
+    let storage = |e: &clipline_core::Error| matches!(e, clipline_core::Error::Storage { .. } | clipline_core::Error::Timeout { .. });
+    let is_storage = e.chain().any(|c| {
+        c.downcast_ref::<clipline_core::Error>().is_some_and(storage) || matches!(c.downcast_ref::<CommitError>(), Some(CommitError::Store(inner)) if storage(inner))
+    });
+    if is_storage { e.context(STOPPED_WRITING) } else { e }
+}
+
 /// Videos whose clips may wait for the model stages (caption, embed) at once: enough for the
 /// captioner to batch clips of several short videos together.
 const MODEL_QUEUE_VIDEOS: usize = 8;
@@ -191,7 +203,14 @@ pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: 
         Some(request) => Work::planned(&config, &output, request, &settings_hash).await?,
         None => Work::discover(&config, &output).await?,
     };
-    let Some(partition) = work.partition else { return run_work(config, work, output, progress, cancel).await };
+    match work.partition {
+        Some(partition) => run_partition(config, work, partition, output, progress, cancel).await,
+        None => run_work(config, work, output, progress, cancel).await,
+    }
+}
+
+/// Run a partition under its lease, and record how it ended for `clipline commit`.
+async fn run_partition(config: Config, work: Work, partition: Partition, output: Store, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let inputs = work.sources.len() as u64;
     let lease = std::sync::Arc::new(Lease::acquire(&output, partition, std::time::Duration::from_secs(config.run.lease_s)).await?);
     let heartbeat = tokio::spawn(keep_lease(lease.clone(), partition, config.run.lease_s, cancel.clone()));
@@ -205,13 +224,13 @@ pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: 
         Ok(summary) => Some(PartitionStatus::now(summary.status.as_str(), None, inputs)),
         Err(e) => Some(PartitionStatus::now("failed", Some(crate::logging::error_line(e)), inputs)),
     };
-    if let Some(status) = status {
-        if let Err(e) = status.write(&output, partition).await {
-            tracing::warn!(partition = %partition, error = %e, "cannot record the partition's status");
-        }
+    if let Some(status) = status
+        && let Err(e) = status.write(&output, partition).await
+    {
+        tracing::warn!(partition = %partition, error = %e, "cannot record the partition's status");
     }
-    if !lost {
-        lease.release().await?;
+    if !lost && let Err(e) = lease.release().await {
+        tracing::warn!(partition = %partition, error = %e, "cannot release the partition's lease; another worker waits run.lease_s for it");
     }
     anyhow::ensure!(!lost, "partition {partition}: another worker took the partition over (this worker went quiet for over run.lease_s); it finishes the work");
     result
@@ -301,15 +320,15 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
             break;
         }
         if let Some(e) = ingest.storage_failure() {
-            anyhow::bail!("cannot write to the output: {e}; what is committed stays: run the same command again to resume");
+            anyhow::bail!("{STOPPED_WRITING}: {e}");
         }
         let chunk = chunks.next().expect("one chunk per source");
-        ingest.stages.commit.run(committer.add(outcome, chunk)).await?;
+        ingest.stages.commit.run(committer.add(outcome, chunk)).await.map_err(|e| resumable(e.into()))?;
     }
     drop(results);
     interrupted |= cancel.is_cancelled();
     if !interrupted {
-        committer.flush().await?;
+        committer.flush().await.map_err(|e| resumable(e.into()))?;
     }
     ingest.stages.finish();
 

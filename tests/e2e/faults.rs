@@ -99,11 +99,17 @@ fn a_run_survives_the_s3_endpoint_going_away_mid_run_and_ends_with_the_same_rows
     std::thread::sleep(outage);
     forwarder.restart();
     let finished = child.wait_with_output().unwrap();
+    assert!(spawned.elapsed() > Duration::from_millis(1500) + outage, "the run was still going when the endpoint came back");
     let stderr = String::from_utf8_lossy(&finished.stderr);
-    assert!(finished.status.success(), "the run failed over a {outage:?} outage: {stderr}");
-    let summary = String::from_utf8_lossy(&finished.stdout);
-    assert!(summary.contains("4 processed"), "{summary}");
-    assert!(spawned.elapsed() > Duration::from_millis(1500) + outage, "the run was still going when the endpoint came back: {summary}");
+    if outage < Duration::from_secs(50) {
+        assert!(finished.status.success(), "the run failed over a {outage:?} outage: {stderr}");
+        assert!(String::from_utf8_lossy(&finished.stdout).contains("4 processed"));
+    } else if !finished.status.success() {
+        // Longer than the retries ride out: the run stops naming the output, and resumes.
+        assert!(stderr.contains(&out) && stderr.contains("run the same command again"), "{stderr}");
+        succeeds(&mut run);
+        eprintln!("outage of {outage:?}: the run stopped naming the output; the same command resumed it");
+    }
     let open = |uri: &str| Store::open_with(uri, s3.options()).unwrap();
     assert_same_rows(&open(&out), &open(&reference));
     let verified = succeeds(clipline().args(["shards", "verify", &out]).envs(s3.env()));
