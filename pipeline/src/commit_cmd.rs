@@ -14,10 +14,12 @@ use bytes::Bytes;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, markers_in, Marker, MarkerBatch, BATCH_FORMAT, COMMITS};
 use clipline_core::storage::Store;
+use indicatif::MultiProgress;
 
 use crate::commit::{chunk_key, remove_unreferenced};
 use crate::partition::{newest_lease, Partition, PartitionStatus, PARTITIONS_DIR};
 use crate::plan_cmd::read_plan;
+use crate::runtime::stage_bar;
 use crate::sources::redact;
 
 /// One partition's state, as commit found it.
@@ -112,7 +114,7 @@ impl fmt::Display for CommitReport {
 ///
 /// # Errors
 /// When there is no plan, storage fails, or staged markers are of other settings.
-pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
+pub async fn commit(output: &str, progress: &MultiProgress) -> anyhow::Result<CommitReport> {
     let store = Store::open(output).with_context(|| format!("cannot open output {output}"))?;
     let (info, rows) = read_plan(&store).await?;
     let mut chunks_of: Vec<BTreeMap<i64, Vec<String>>> = vec![BTreeMap::new(); info.partitions as usize];
@@ -123,7 +125,10 @@ pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
     let published: HashSet<String> = published_markers.iter().map(|m| m.chunk.clone()).collect();
     let mut staged: Vec<Marker> = Vec::new();
     let mut partitions = Vec::new();
+    let bar = stage_bar(progress, "commit", "partitions");
+    bar.set_length(u64::from(info.partitions));
     for (index, chunks) in chunks_of.iter().enumerate() {
+        bar.inc(1);
         let partition = Partition { index: index as u32, count: info.partitions };
         let keys: HashSet<String> = chunks.values().map(|uris| chunk_key(&info.settings_hash, uris.iter().map(String::as_str))).collect();
         let mut own: Vec<Marker> = markers_in(&store, &partition.commits_dir()).await?.into_iter().filter(|m| keys.contains(&m.chunk)).collect();
@@ -139,7 +144,17 @@ pub async fn commit(output: &str) -> anyhow::Result<CommitReport> {
         own.retain(|m| !published.contains(&m.chunk));
         staged.extend(own);
     }
-    let mut report = CommitReport { output: store.uri().to_string(), partitions, published: 0, already: published.len(), videos: BTreeMap::new(), staging_removed: 0, leftovers_removed: 0, unsettled_copies: Vec::new() };
+    bar.finish_and_clear();
+    let mut report = CommitReport {
+        output: store.uri().to_string(),
+        partitions,
+        published: 0,
+        already: published.len(),
+        videos: BTreeMap::new(),
+        staging_removed: 0,
+        leftovers_removed: 0,
+        unsettled_copies: Vec::new(),
+    };
     if !report.unfinished().is_empty() {
         return Ok(report);
     }

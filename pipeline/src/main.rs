@@ -257,11 +257,11 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
             let config = job.config()?;
             let partitions = partitions.unwrap_or(config.run.partitions);
             anyhow::ensure!(partitions > 0, "how many partitions? pass --partitions N or set run.partitions in the config");
-            println!("{}", plan_cmd::plan(&config, partitions).await?);
+            println!("{}", plan_cmd::plan(&config, partitions, progress).await?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Commit { output } => {
-            let report = commit_cmd::commit(&output).await?;
+            let report = commit_cmd::commit(&output, progress).await?;
             println!("{report}");
             Ok(if report.unfinished().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTITIONS_UNFINISHED) })
         }

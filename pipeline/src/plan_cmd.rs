@@ -18,9 +18,11 @@ use clipline_core::manifest::encode;
 use clipline_core::manifest::plan::{PlanInfo, WorkRow, PLAN_INFO, WORK_LIST};
 use clipline_core::storage::Store;
 use futures::StreamExt;
+use indicatif::MultiProgress;
 
 use crate::config::Config;
 use crate::partition::PARTITIONS_DIR;
+use crate::runtime::stage_bar;
 use crate::sources::{discover, Fetcher};
 
 /// Inputs whose size is asked for at once (HTTP HEADs).
@@ -77,7 +79,7 @@ impl fmt::Display for PlanSummary {
 /// # Errors
 /// When inputs or output are missing, inputs cannot be listed, or the output already holds
 /// another plan with partitions in progress.
-pub async fn plan(config: &Config, partitions: u32) -> anyhow::Result<PlanSummary> {
+pub async fn plan(config: &Config, partitions: u32, progress: &MultiProgress) -> anyhow::Result<PlanSummary> {
     anyhow::ensure!(partitions > 0, "--partitions must be at least 1");
     let output_uri = config.run.output.clone().context("no output given: pass --output URI or set run.output in the config")?;
     anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
@@ -85,7 +87,11 @@ pub async fn plan(config: &Config, partitions: u32) -> anyhow::Result<PlanSummar
     let sources = discover(&config.run.inputs, &config.sources).await?;
     anyhow::ensure!(!sources.is_empty(), "the inputs {:?} name no videos", config.run.inputs);
     let fetcher = Fetcher::new(config.sources.clone(), std::env::temp_dir())?;
-    let sizes: Vec<Option<u64>> = futures::stream::iter(&sources).map(|s| fetcher.size_of(s)).buffered(SIZE_CONCURRENCY).collect().await;
+    let bar = stage_bar(progress, "sizes", "inputs");
+    bar.set_length(sources.len() as u64);
+    let sizes: Vec<Option<u64>> =
+        futures::stream::iter(&sources).map(|s| fetcher.size_of(s)).buffered(SIZE_CONCURRENCY).inspect(|_| bar.inc(1)).collect().await;
+    bar.finish_and_clear();
 
     let commit_every = config.run.commit_every.max(1);
     let chunks = sources.len().div_ceil(commit_every);
