@@ -5,6 +5,8 @@
 //! → embed → shard → commit` ([`run`]); every stage is a module with one job. A source is decoded once at a small analysis
 //! size ([`decode`]); shot detection and per-clip scores share that pass ([`detect`], [`clips`]).
 //! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
+//! Across machines, [`plan_cmd`] deals the inputs to partitions, each run as one [`partition`]
+//! under a lease, and [`commit_cmd`] publishes them all at once.
 
 pub mod atomic_file;
 pub mod bench;

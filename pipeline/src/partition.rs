@@ -276,7 +276,7 @@ fn unix_ms() -> u64 {
 }
 
 /// This machine's name (for status and lease records).
-pub fn host_name() -> String {
+fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown-host".into())
 }
 
