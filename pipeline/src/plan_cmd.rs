@@ -4,7 +4,7 @@
 //! Chunks holding inputs of equal size go to the same partition: equal bytes mean equal size, so
 //! two copies of a video always meet in one worker, which settles the duplicate exactly as a
 //! single run does (the first in input order keeps its clips). A size shared by more than
-//! [`MAX_SAME_SIZE`] inputs is not a sign of copies but of a fixed-size format, and joining them
+//! `MAX_SAME_SIZE` inputs is not a sign of copies but of a fixed-size format, and joining them
 //! would pile them into one partition; those (and inputs of unknown size) are dealt freely, and
 //! `clipline commit` reports any copies that then met in different partitions.
 
