@@ -77,7 +77,7 @@ async fn write_synthetic(store: &Store, rows: u64, part_rows: u64) -> anyhow::Re
         let videos: Vec<VideoRow> = (start.div_ceil(CLIPS_PER_VIDEO)..end.div_ceil(CLIPS_PER_VIDEO)).map(synthetic_video).collect();
         let mut parts = HashMap::new();
         for (table, bytes) in [(ClipRow::NAME, encode(&clips)?), (VideoRow::NAME, encode(&videos)?)] {
-            let key = format!("manifests/{table}/part-{chunk}.parquet");
+            let key = crate::commit::part_key(table, &chunk);
             store.put(&key, bytes).await?;
             parts.insert(table.to_string(), key);
         }

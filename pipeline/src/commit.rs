@@ -109,6 +109,16 @@ impl Layout {
     }
 }
 
+/// The key of table `table`'s part of chunk (or run) `key`.
+pub fn part_key(table: &str, key: &str) -> String {
+    format!("manifests/{table}/part-{key}.parquet")
+}
+
+/// The chunk a part's key names (the inverse of [`part_key`]).
+fn chunk_of_part(part: &str) -> Option<&str> {
+    part.rsplit('/').next()?.strip_prefix("part-")?.strip_suffix(".parquet")
+}
+
 /// The key of the chunk holding `sources` (in order), under given settings.
 pub fn chunk_key<'a>(settings_hash: &'a str, sources: impl IntoIterator<Item = &'a str>) -> String {
     hash_parts(std::iter::once(settings_hash).chain(sources))
@@ -154,14 +164,13 @@ impl Committer {
             if marker.settings_hash != settings_hash {
                 return Err(CommitError::SettingsChanged { output: store.uri().into(), found: marker.settings_hash, ours: settings_hash });
             }
+            referenced.extend(marker.files().cloned());
             for source in marker.sources {
                 if let (Some(id), true) = (&source.video_id, source.status != "duplicate") {
                     first_source_of.entry(id.clone()).or_insert_with(|| source.uri.clone());
                 }
                 done.insert(source.uri);
             }
-            referenced.extend(marker.parts.into_values());
-            referenced.extend(marker.shards);
         }
         let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
         orphans_removed += match &layout {
@@ -237,7 +246,7 @@ impl Committer {
         if rows.is_empty() {
             return Ok(());
         }
-        let part = format!("manifests/{}/part-{key}.parquet", T::NAME);
+        let part = part_key(T::NAME, key);
         self.store.put(&part, encode(rows)?).await?;
         parts.insert(T::NAME.to_string(), part);
         Ok(())
@@ -333,8 +342,7 @@ async fn remove_unreferenced_parts_of(store: &Store, referenced: &HashSet<String
     let mut removed = 0;
     for dir in marked_tables() {
         for entry in store.list(&dir).await? {
-            let chunk = entry.key.rsplit('/').next().and_then(|n| n.strip_prefix("part-")?.strip_suffix(".parquet"));
-            if chunk.is_some_and(|c| chunk_keys.contains(c)) && !referenced.contains(&entry.key) {
+            if chunk_of_part(&entry.key).is_some_and(|c| chunk_keys.contains(c)) && !referenced.contains(&entry.key) {
                 tracing::info!(file = %store.uri_of(&entry.key), "removing a part this partition left when interrupted");
                 store.delete(&entry.key).await?;
                 removed += 1;

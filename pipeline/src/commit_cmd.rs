@@ -16,11 +16,10 @@ use clipline_core::manifest::commits::{markers, markers_in, Marker, MarkerBatch,
 use clipline_core::storage::Store;
 use indicatif::MultiProgress;
 
-use crate::commit::{chunk_key, remove_unreferenced};
+use crate::commit::remove_unreferenced;
 use crate::partition::{newest_lease, Partition, PartitionStatus, PARTITIONS_DIR};
-use crate::plan_cmd::read_plan;
+use crate::plan_cmd::{chunk_keys, read_plan};
 use crate::runtime::stage_bar;
-use crate::sources::redact;
 
 /// One partition's state, as commit found it.
 #[derive(Debug)]
@@ -117,20 +116,16 @@ impl fmt::Display for CommitReport {
 pub async fn commit(output: &str, progress: &MultiProgress) -> anyhow::Result<CommitReport> {
     let store = Store::open(output).with_context(|| format!("cannot open output {output}"))?;
     let (info, rows) = read_plan(&store).await?;
-    let mut chunks_of: Vec<BTreeMap<i64, Vec<String>>> = vec![BTreeMap::new(); info.partitions as usize];
-    for row in rows {
-        chunks_of[row.partition as usize].entry(row.chunk).or_default().push(redact(&row.uri));
-    }
+    let keys_of = chunk_keys(&info, &rows);
     let published_markers = markers(&store).await?;
     let published: HashSet<String> = published_markers.iter().map(|m| m.chunk.clone()).collect();
     let mut staged: Vec<Marker> = Vec::new();
     let mut partitions = Vec::new();
     let bar = stage_bar(progress, "commit", "partitions");
     bar.set_length(u64::from(info.partitions));
-    for (index, chunks) in chunks_of.iter().enumerate() {
+    for (index, keys) in keys_of.into_iter().enumerate() {
         bar.inc(1);
         let partition = Partition { index: index as u32, count: info.partitions };
-        let keys: HashSet<String> = chunks.values().map(|uris| chunk_key(&info.settings_hash, uris.iter().map(String::as_str))).collect();
         let mut own: Vec<Marker> = markers_in(&store, &partition.commits_dir()).await?.into_iter().filter(|m| keys.contains(&m.chunk)).collect();
         if let Some(other) = own.iter().find(|m| m.settings_hash != info.settings_hash) {
             anyhow::bail!("partition {partition} staged chunk {} with settings {}, but the plan's are {}", other.chunk, other.settings_hash, info.settings_hash);
@@ -158,6 +153,7 @@ pub async fn commit(output: &str, progress: &MultiProgress) -> anyhow::Result<Co
     if !report.unfinished().is_empty() {
         return Ok(report);
     }
+    let referenced: HashSet<String> = published_markers.iter().chain(&staged).flat_map(Marker::files).cloned().collect();
     if !staged.is_empty() {
         staged.sort_by(|a, b| a.chunk.cmp(&b.chunk));
         report.unsettled_copies = copies_across_partitions(&published_markers, &staged);
@@ -170,23 +166,18 @@ pub async fn commit(output: &str, progress: &MultiProgress) -> anyhow::Result<Co
         store.put(&batch_key, Bytes::from(serde_json::to_vec(&batch)?)).await?;
         tracing::info!(chunks = report.published, marker = %store.uri_of(&batch_key), "published every partition");
     }
-    (report.staging_removed, report.leftovers_removed) = clean_up(&store).await?;
+    (report.staging_removed, report.leftovers_removed) = clean_up(&store, &referenced).await?;
     Ok(report)
 }
 
-/// Remove the partitions' staging directories, then every part and shard no marker names;
-/// returns how many of each.
-async fn clean_up(store: &Store) -> anyhow::Result<(usize, usize)> {
+/// Remove the partitions' staging directories, then every part and shard that no published
+/// marker (`referenced`: their files) names; returns how many of each.
+async fn clean_up(store: &Store, referenced: &HashSet<String>) -> anyhow::Result<(usize, usize)> {
     let staging = store.list(PARTITIONS_DIR).await?;
     for entry in &staging {
         store.delete(&entry.key).await?;
     }
-    let mut referenced = HashSet::new();
-    for marker in markers(store).await? {
-        referenced.extend(marker.parts.into_values());
-        referenced.extend(marker.shards);
-    }
-    Ok((staging.len(), remove_unreferenced(store, &referenced).await?))
+    Ok((staging.len(), remove_unreferenced(store, referenced).await?))
 }
 
 /// Inputs kept in full whose bytes an earlier input (in input order) of another chunk also has:

@@ -8,7 +8,7 @@
 //! would pile them into one partition; those (and inputs of unknown size) are dealt freely, and
 //! `clipline commit` reports any copies that then met in different partitions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use anyhow::Context;
@@ -20,10 +20,11 @@ use clipline_core::storage::Store;
 use futures::StreamExt;
 use indicatif::MultiProgress;
 
+use crate::commit::chunk_key;
 use crate::config::Config;
 use crate::partition::PARTITIONS_DIR;
 use crate::runtime::stage_bar;
-use crate::sources::{discover, Fetcher};
+use crate::sources::{discover, redact, Fetcher};
 
 /// Inputs whose size is asked for at once (HTTP HEADs).
 const SIZE_CONCURRENCY: usize = 16;
@@ -150,6 +151,16 @@ pub async fn read_plan(store: &Store) -> anyhow::Result<(PlanInfo, Vec<WorkRow>)
     );
     let rows = clipline_core::manifest::decode::<WorkRow>(work_list, &store.uri_of(WORK_LIST))?;
     Ok((info, rows))
+}
+
+/// The chunk keys of each partition of a plan: the keys its chunks' markers and parts carry,
+/// computed from the URIs the manifests record (credentials masked), as the committer does.
+pub fn chunk_keys(info: &PlanInfo, rows: &[WorkRow]) -> Vec<HashSet<String>> {
+    let mut uris_of: Vec<BTreeMap<i64, Vec<String>>> = vec![BTreeMap::new(); info.partitions as usize];
+    for row in rows {
+        uris_of[row.partition as usize].entry(row.chunk).or_default().push(redact(&row.uri));
+    }
+    uris_of.iter().map(|chunks| chunks.values().map(|uris| chunk_key(&info.settings_hash, uris.iter().map(String::as_str))).collect()).collect()
 }
 
 async fn write_plan(store: &Store, info: &PlanInfo, work_list: Bytes) -> anyhow::Result<bool> {

@@ -17,11 +17,11 @@ use indicatif::MultiProgress;
 use crate::caption::CaptionStage;
 use crate::embed::EmbedStage;
 use crate::shards::ShardSink;
-use crate::commit::{chunk_key, CommitError, Committed, Committer, Layout};
+use crate::commit::{CommitError, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
 use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, PARTITIONS_DIR};
-use crate::plan_cmd::read_plan;
+use crate::plan_cmd::{chunk_keys, read_plan};
 use crate::runtime::{Cancel, StageLimits, Stages};
 use crate::sources::{discover, Fetcher, Source};
 use crate::tools::Tools;
@@ -160,15 +160,12 @@ impl Work {
             output.uri(),
             info.settings_hash
         );
+        let chunk_keys = chunk_keys(&info, &rows).swap_remove(partition.index as usize);
         let mut stores = std::collections::HashMap::new();
         let mut sources = Vec::new();
-        let mut chunks: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
-        for row in rows.into_iter().filter(|r| r.partition == i64::from(partition.index)) {
-            let source = Source::from_uri(&row.uri, &mut stores)?;
-            chunks.entry(row.chunk).or_default().push(source.uri());
-            sources.push((source, row.chunk as usize));
+        for row in rows.iter().filter(|r| r.partition == i64::from(partition.index)) {
+            sources.push((Source::from_uri(&row.uri, &mut stores)?, row.chunk as usize));
         }
-        let chunk_keys = chunks.values().map(|uris| chunk_key(settings_hash, uris.iter().map(String::as_str))).collect();
         Ok(Self { sources, layout: Layout::Partition { markers_dir: partition.commits_dir(), chunk_keys }, partition: Some(partition) })
     }
 }
@@ -369,7 +366,7 @@ async fn record_run(output: &Store, config: &Config, settings_hash: &str, starte
         config: config.to_toml(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let key = format!("manifests/{}/part-{run_id}.parquet", RunRow::NAME);
+    let key = crate::commit::part_key(RunRow::NAME, &run_id);
     output.put(&key, encode(&[row])?).await?;
     Ok(())
 }

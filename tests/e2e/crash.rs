@@ -12,7 +12,7 @@ use clipline_core::manifest::commits::markers;
 use clipline_core::rng::SplitMix64;
 use clipline_core::storage::Store;
 
-use crate::partitions::{assert_same_rows, demo_config, demo_inputs, succeeds};
+use crate::partitions::{assert_same_rows, reference_and_plan_on_s3, succeeds};
 use crate::support::{clipline, S3Server};
 
 /// Kills per command before it is let finish.
@@ -45,11 +45,7 @@ fn sigkill_at_random_moments_of_partitions_and_commit_leaves_exactly_an_uninterr
     eprintln!("crash test seed: {seed} (CLIPLINE_CRASH_SEED={seed} replays it)");
     let mut rng = SplitMix64::new(seed);
     let dir = tempfile::tempdir().unwrap();
-    let config = demo_config(dir.path());
-    let reference = format!("s3://{}/reference", s3.bucket);
-    let out = format!("s3://{}/crashed", s3.bucket);
-    succeeds(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &reference]).envs(s3.env()));
-    succeeds(clipline().arg("plan").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &out, "--partitions", "3"]).envs(s3.env()));
+    let (config, reference, out) = reference_and_plan_on_s3(dir.path(), &s3);
 
     let worker = |partition: &str| {
         let mut cmd = clipline();

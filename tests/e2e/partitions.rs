@@ -11,7 +11,7 @@ use clipline_core::manifest::commits::read_committed;
 use clipline_core::manifest::{CaptionRow, ClipRow, SampleRow, ShardRow, ShotRow, Table, Timestamp, VideoRow};
 use clipline_core::storage::Store;
 
-use crate::support::{clipline, demo, output, tree};
+use crate::support::{clipline, demo, output, tree, S3Server};
 
 /// The demo's config with one video per chunk, so that four inputs make four chunks to deal,
 /// and a short lease, so that a worker waiting for another polls every second.
@@ -20,6 +20,16 @@ pub fn demo_config(dir: &Path) -> PathBuf {
     let text = include_str!("../../configs/demo.toml").replace("commit_every = 2", "commit_every = 1\nlease_s = 4");
     std::fs::write(&config, text).unwrap();
     config
+}
+
+/// On `s3`'s bucket: a single run of the demo inputs into `single/` (the reference) and a plan
+/// of them in 3 partitions into `planned/`; returns the config and both URIs.
+pub fn reference_and_plan_on_s3(dir: &Path, s3: &S3Server) -> (PathBuf, String, String) {
+    let config = demo_config(dir);
+    let (single, planned) = (format!("s3://{}/single", s3.bucket), format!("s3://{}/planned", s3.bucket));
+    succeeds(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &single]).envs(s3.env()));
+    succeeds(clipline().arg("plan").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &planned, "--partitions", "3"]).envs(s3.env()));
+    (config, single, planned)
 }
 
 /// The demo's input videos (four, two of them the same bytes).

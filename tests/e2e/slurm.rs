@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clipline_core::storage::Store;
 
-use crate::partitions::{assert_same_rows, demo_config, demo_inputs, succeeds};
+use crate::partitions::{assert_same_rows, reference_and_plan_on_s3, succeeds};
 use crate::support::{clipline, output, S3Server, SlurmCluster};
 
 #[test]
@@ -16,11 +16,7 @@ fn a_slurm_array_ingests_partitions_into_s3_that_commit_makes_equal_to_a_single_
     let Some(cluster) = SlurmCluster::start(2) else { return };
     let Some(s3) = S3Server::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let config = demo_config(dir.path());
-    let single = format!("s3://{}/single", s3.bucket);
-    let planned = format!("s3://{}/slurm", s3.bucket);
-    succeeds(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &single]).envs(s3.env()));
-    succeeds(clipline().arg("plan").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &planned, "--partitions", "3"]).envs(s3.env()));
+    let (config, single, planned) = reference_and_plan_on_s3(dir.path(), &s3);
 
     let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/slurm/ingest.sbatch");
     let started = Instant::now();

@@ -38,6 +38,13 @@ pub struct Marker {
     pub shards: Vec<String>,
 }
 
+impl Marker {
+    /// The files the chunk consists of: its parts and shards.
+    pub fn files(&self) -> impl Iterator<Item = &String> {
+        self.parts.values().chain(&self.shards)
+    }
+}
+
 /// Several chunks' markers in one object (format 2), written by `clipline commit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MarkerBatch {
