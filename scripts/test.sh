@@ -17,4 +17,4 @@ export CLIPLINE_REQUIRE_ANALYST_TOOLS=1
 # The Slurm test starts a single-node cluster (the set-up installs it; it needs root).
 export CLIPLINE_REQUIRE_SLURM=1
 cd "$REPO_ROOT"
-exec cargo test --workspace --locked "$@"
+exec cargo test --workspace --locked --no-fail-fast "$@"
