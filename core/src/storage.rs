@@ -240,6 +240,24 @@ impl Store {
             .count()
     }
 
+    /// Remove the empty directories under `prefix` of a local root, `prefix` itself included when
+    /// it ends up empty: deleting every file under a prefix leaves them behind (object stores have
+    /// no directories, so this is a no-op for them). Directories holding files are left alone.
+    pub fn remove_empty_dirs(&self, prefix: &str) {
+        fn sweep(dir: &FsPath) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else { return false };
+            let mut empty = true;
+            for entry in entries.flatten() {
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                empty &= is_dir && sweep(&entry.path());
+            }
+            empty && std::fs::remove_dir(dir).is_ok()
+        }
+        if let (Some(root), Ok(path)) = (&self.local_root, self.path(prefix)) {
+            sweep(&root.join(path.as_ref()));
+        }
+    }
+
     /// Write an object only if none exists at `key`; returns whether this call created it.
     ///
     /// # Errors
@@ -423,6 +441,23 @@ mod tests {
         assert_eq!(store.clean_staging(Duration::from_secs(3600)), 0, "young files may be live writes");
         assert_eq!(store.clean_staging(Duration::ZERO), 1);
         assert!(!leftover.exists());
+    }
+
+    #[tokio::test]
+    async fn emptied_directories_are_removed_and_ones_with_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        for key in ["p/0/commits/a.json", "p/1/commits/b.json", "p/1/status.json"] {
+            store.put(key, Bytes::from_static(b"{}")).await.unwrap();
+        }
+        store.delete("p/0/commits/a.json").await.unwrap();
+        store.delete("p/1/commits/b.json").await.unwrap();
+        store.remove_empty_dirs("p");
+        assert!(!dir.path().join("p/0").exists() && !dir.path().join("p/1/commits").exists());
+        assert!(dir.path().join("p/1/status.json").exists());
+        store.delete("p/1/status.json").await.unwrap();
+        store.remove_empty_dirs("p");
+        assert!(!dir.path().join("p").exists() && dir.path().exists(), "the prefix goes, the root stays");
     }
 
     #[test]

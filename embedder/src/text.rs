@@ -1,9 +1,9 @@
 //! Text encoders: T5-encoder, CLIP-text and BERT-style layouts, as optimum exports them.
 //!
 //! Inputs `input_ids` and, when the graph has them, `attention_mask` and `token_type_ids`
-//! [B,S]; output `last_hidden_state` [B,S,D]. Captions are tokenized with the model's
+//! `[B,S]`; output `last_hidden_state` `[B,S,D]`. Captions are tokenized with the model's
 //! `tokenizer.json`, cut at `max_tokens`, padded to the longest in the batch; each caption's
-//! embedding keeps only its real tokens ([L,D]), which is what a trainer's cross-attention
+//! embedding keeps only its real tokens (`[L,D]`), which is what a trainer's cross-attention
 //! masks down to anyway and a large saving over padding every caption to the maximum.
 
 use std::path::Path;

@@ -3,8 +3,8 @@
 //!
 //! Both take `sample` and give `latent_parameters`, the mean and log-variance of the latent
 //! distribution laid end to end along channels, as optimum's `vae_encoder` exports do:
-//! - **image** (Stable Diffusion `AutoencoderKL`): `sample` [B,3,H,W] → [B,2C,H/f,W/f];
-//! - **video** (Wan-style causal 3D VAE): `sample` [B,3,T,H,W] → [B,2C,1+(T-1)/k,H/f,W/f]. Its
+//! - **image** (Stable Diffusion `AutoencoderKL`): `sample` `[B,3,H,W]` → `[B,2C,H/f,W/f]`;
+//! - **video** (Wan-style causal 3D VAE): `sample` `[B,3,T,H,W]` → `[B,2C,1+(T-1)/k,H/f,W/f]`. Its
 //!   export unrolls the time loop, so T is fixed in the graph. A clip of F = 1 + k·m frames is
 //!   encoded in chunks of T frames that overlap by one frame; every chunk after the first drops
 //!   its first latent (the overlap frame, which a causal VAE encodes alone), and the last chunk

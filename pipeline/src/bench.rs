@@ -47,7 +47,7 @@ pub enum Bench {
     Sql(crate::bench_sql::SqlBench),
     /// Training steps of the STDiT on synthetic batches; prints JSON with the step time.
     Train {
-        /// A training config (its [model], [train].device and precision are used).
+        /// A training config (its `[model]`, `[train].device` and precision are used).
         #[arg(long)]
         config: PathBuf,
         /// Samples per batch.

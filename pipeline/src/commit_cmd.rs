@@ -177,6 +177,7 @@ async fn clean_up(store: &Store, referenced: &HashSet<String>) -> anyhow::Result
     for entry in &staging {
         store.delete(&entry.key).await?;
     }
+    store.remove_empty_dirs(PARTITIONS_DIR);
     Ok((staging.len(), remove_unreferenced(store, referenced).await?))
 }
 

@@ -150,6 +150,7 @@ fn partitions_committed_together_equal_a_single_run_and_commit_waits_for_every_o
     assert!(committed.contains("3 partitions finished; 4 chunks published now") && committed.contains("3 ok") && committed.contains("1 duplicate"), "{committed}");
     assert_same_rows(&local(&out), &local(&single));
     assert_eq!(visible_files(&out), visible_files(&single), "the same files as a single run");
+    assert!(!out.join("manifests/_partitions").exists(), "the staging directories are gone");
 
     // Committing again, or running the inputs again, does nothing twice.
     let again = succeeds(clipline().arg("commit").arg("--output").arg(&out));

@@ -1,7 +1,7 @@
 //! The manifest tables and their Parquet encoding.
 //!
 //! Manifests are plain, zstd-compressed Parquet so that polars, DuckDB, Spark or pandas read them
-//! without clipline. Each table is a Rust row struct declared once with [`table!`]: the macro
+//! without clipline. Each table is a Rust row struct declared once with `table!`: the macro
 //! derives the Arrow schema, the row-to-batch encoder and the batch-to-row decoder from the same
 //! field list, so the three cannot drift apart. The column meanings are documented in
 //! `docs/MANIFESTS.md`.
