@@ -107,6 +107,14 @@ impl Layout {
             Layout::Partition { markers_dir, .. } => markers_dir,
         }
     }
+
+    /// A partition's chunk keys; `None` for a single run, which owns every chunk.
+    fn chunk_keys(&self) -> Option<&HashSet<String>> {
+        match self {
+            Layout::Whole => None,
+            Layout::Partition { chunk_keys, .. } => Some(chunk_keys),
+        }
+    }
 }
 
 /// The key of table `table`'s part of chunk (or run) `key`.
@@ -173,10 +181,7 @@ impl Committer {
             }
         }
         let mut orphans_removed = store.clean_staging(std::time::Duration::from_secs(STALE_STAGING_S));
-        orphans_removed += match &layout {
-            Layout::Whole => remove_unreferenced(&store, &referenced).await?,
-            Layout::Partition { chunk_keys, .. } => remove_unreferenced_parts_of(&store, &referenced, chunk_keys).await?,
-        };
+        orphans_removed += remove_unreferenced(&store, &referenced, layout.chunk_keys()).await?;
         let committer =
             Self { store, settings_hash, layout, pending: Vec::new(), pending_chunk: 0, shards, first_source_of, committed: Committed::default() };
         Ok((committer, Resume { done, orphans_removed }))
@@ -317,33 +322,21 @@ fn marked_tables() -> impl Iterator<Item = String> {
     TABLES.iter().filter(|&&t| t != RunRow::NAME).map(|t| format!("manifests/{t}"))
 }
 
-/// Delete every part and shard of `store` that no marker names (`referenced`); returns how many.
-/// Only for a writer that owns the whole output: nobody else may be writing to it.
+/// Delete the parts and shards of `store` that no marker names (`referenced`); returns how many.
+/// With `only_chunks`, just the parts of those chunks: a partition shares the output with other
+/// writers, and leaves unreferenced shards (named by their bytes, not their chunk) to
+/// `clipline commit`. Without it, the caller owns the whole output: nobody else may be writing.
 ///
 /// # Errors
 /// On storage failures.
-pub async fn remove_unreferenced(store: &Store, referenced: &HashSet<String>) -> Result<usize, CommitError> {
+pub async fn remove_unreferenced(store: &Store, referenced: &HashSet<String>, only_chunks: Option<&HashSet<String>>) -> Result<usize, CommitError> {
+    let shards = only_chunks.is_none().then(|| SHARDS_DIR.to_string());
     let mut removed = 0;
-    for dir in marked_tables().chain([SHARDS_DIR.to_string()]) {
+    for dir in marked_tables().chain(shards) {
         for entry in store.list(&dir).await? {
-            if !referenced.contains(&entry.key) {
+            let ours = only_chunks.is_none_or(|keys| chunk_of_part(&entry.key).is_some_and(|c| keys.contains(c)));
+            if ours && !referenced.contains(&entry.key) {
                 tracing::info!(file = %store.uri_of(&entry.key), "removing a file left by an interrupted run");
-                store.delete(&entry.key).await?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
-}
-
-/// Delete the parts of the chunks `chunk_keys` that no marker names. Shards are named by their
-/// bytes, not their chunk, so a partition leaves unreferenced shards to `clipline commit`.
-async fn remove_unreferenced_parts_of(store: &Store, referenced: &HashSet<String>, chunk_keys: &HashSet<String>) -> Result<usize, CommitError> {
-    let mut removed = 0;
-    for dir in marked_tables() {
-        for entry in store.list(&dir).await? {
-            if chunk_of_part(&entry.key).is_some_and(|c| chunk_keys.contains(c)) && !referenced.contains(&entry.key) {
-                tracing::info!(file = %store.uri_of(&entry.key), "removing a part this partition left when interrupted");
                 store.delete(&entry.key).await?;
                 removed += 1;
             }

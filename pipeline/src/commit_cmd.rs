@@ -178,7 +178,7 @@ async fn clean_up(store: &Store, referenced: &HashSet<String>) -> anyhow::Result
         store.delete(&entry.key).await?;
     }
     store.remove_empty_dirs(PARTITIONS_DIR);
-    Ok((staging.len(), remove_unreferenced(store, referenced).await?))
+    Ok((staging.len(), remove_unreferenced(store, referenced, None).await?))
 }
 
 /// Inputs kept in full whose bytes an earlier input (in input order) of another chunk also has:

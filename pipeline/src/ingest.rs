@@ -468,18 +468,17 @@ impl Ingest {
         self.storage_failure.get().map(String::as_str)
     }
 
+    /// Upload one of a clip's files; a failure is kept as the run's storage failure.
+    async fn put_clip_file(&self, key: &str, path: &Path) -> Result<String, String> {
+        extract::upload(&self.output, key, path).await.inspect_err(|e| {
+            self.storage_failure.get_or_init(|| e.clone());
+        })
+    }
+
     async fn upload(&self, files: &ClipFiles) -> Written {
         let c = &self.config.clips;
-        let put = |key: &str, path: &Path| {
-            let (key, path) = (key.to_string(), path.to_path_buf());
-            async move {
-                extract::upload(&self.output, &key, &path).await.inspect_err(|e| {
-                    self.storage_failure.get_or_init(|| e.clone());
-                })
-            }
-        };
-        let clip_uri = if c.write_clip_files { Some(put(&files.clip_key, &files.clip_path).await?) } else { None };
-        let frame_uri = if c.write_middle_frames { Some(put(&files.frame_key, &files.frame_path).await?) } else { None };
+        let clip_uri = if c.write_clip_files { Some(self.put_clip_file(&files.clip_key, &files.clip_path).await?) } else { None };
+        let frame_uri = if c.write_middle_frames { Some(self.put_clip_file(&files.frame_key, &files.frame_path).await?) } else { None };
         let caption_frames = files
             .caption_frames
             .iter()

@@ -24,7 +24,8 @@ use crate::commit::chunk_key;
 use crate::config::Config;
 use crate::partition::PARTITIONS_DIR;
 use crate::runtime::stage_bar;
-use crate::sources::{discover, redact, Fetcher};
+use crate::run::{discover_inputs, open_output};
+use crate::sources::{redact, Fetcher};
 
 /// Inputs whose size is asked for at once (HTTP HEADs).
 const SIZE_CONCURRENCY: usize = 16;
@@ -82,10 +83,8 @@ impl fmt::Display for PlanSummary {
 /// another plan with partitions in progress.
 pub async fn plan(config: &Config, partitions: u32, progress: &MultiProgress) -> anyhow::Result<PlanSummary> {
     anyhow::ensure!(partitions > 0, "--partitions must be at least 1");
-    let output_uri = config.run.output.clone().context("no output given: pass --output URI or set run.output in the config")?;
-    anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
-    let store = Store::open(&output_uri).with_context(|| format!("cannot open output {output_uri}"))?;
-    let sources = discover(&config.run.inputs, &config.sources).await?;
+    let store = open_output(config)?;
+    let sources = discover_inputs(config).await?;
     anyhow::ensure!(!sources.is_empty(), "the inputs {:?} name no videos", config.run.inputs);
     let fetcher = Fetcher::new(config.sources.clone(), std::env::temp_dir())?;
     let bar = stage_bar(progress, "sizes", "inputs");

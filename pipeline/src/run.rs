@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clipline_core::cache::cache_dir;
@@ -130,9 +130,9 @@ struct Work {
 }
 
 impl Work {
-    /// A single run: every input, chunks cut every `commit_every` from the first one not done.
+    /// A single run: every input. Its chunks are cut later, every `commit_every` inputs from the
+    /// first one not yet committed, once the committed ones are known.
     async fn discover(config: &Config, output: &Store) -> anyhow::Result<Self> {
-        anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
         let in_progress = output.list(PARTITIONS_DIR).await?;
         anyhow::ensure!(
             in_progress.is_empty(),
@@ -142,7 +142,7 @@ impl Work {
             output.uri_of(PARTITIONS_DIR),
             output.uri()
         );
-        let sources = discover(&config.run.inputs, &config.sources).await?.into_iter().map(|s| (s, 0)).collect();
+        let sources = discover_inputs(config).await?.into_iter().map(|s| (s, 0)).collect();
         Ok(Self { sources, layout: Layout::Whole, partition: None })
     }
 
@@ -170,6 +170,24 @@ impl Work {
     }
 }
 
+/// The configured output (`run.output` or `--output`), opened.
+///
+/// # Errors
+/// When none is given or it cannot be opened.
+pub(crate) fn open_output(config: &Config) -> anyhow::Result<Store> {
+    let uri = config.run.output.as_deref().context("no output given: pass --output URI or set run.output in the config")?;
+    Store::open(uri).with_context(|| format!("cannot open output {uri}"))
+}
+
+/// The configured inputs (`run.inputs` or `--input`), expanded into sources in input order.
+///
+/// # Errors
+/// When none are given or they cannot be listed.
+pub(crate) async fn discover_inputs(config: &Config) -> anyhow::Result<Vec<Source>> {
+    anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
+    Ok(discover(&config.run.inputs, &config.sources).await?)
+}
+
 /// What a run that cannot write to its output says: the fix is to run it again.
 const STOPPED_WRITING: &str = "cannot write to the output, so the run stopped (what is committed stays: run the same command again to resume)";
 
@@ -193,8 +211,7 @@ const MODEL_QUEUE_VIDEOS: usize = 8;
 /// When ffmpeg is missing, the output cannot be opened or committed to, or inputs cannot be
 /// listed; a bad input is not an error.
 pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
-    let output_uri = config.run.output.clone().context("no output given: pass --output URI or set run.output in the config")?;
-    let output = Store::open(&output_uri).with_context(|| format!("cannot open output {output_uri}"))?;
+    let output = open_output(&config)?;
     let settings_hash = config.settings_hash();
     let work = match partition {
         Some(request) => Work::planned(&config, &output, request, &settings_hash).await?,
@@ -209,7 +226,7 @@ pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: 
 /// Run a partition under its lease, and record how it ended for `clipline commit`.
 async fn run_partition(config: Config, work: Work, partition: Partition, output: Store, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let inputs = work.sources.len() as u64;
-    let lease = std::sync::Arc::new(Lease::acquire(&output, partition, std::time::Duration::from_secs(config.run.lease_s)).await?);
+    let lease = Arc::new(Lease::acquire(&output, partition, Duration::from_secs(config.run.lease_s)).await?);
     let heartbeat = tokio::spawn(keep_lease(lease.clone(), partition, config.run.lease_s, cancel.clone()));
     let result = run_work(config, work, output.clone(), progress, cancel).await;
     heartbeat.abort();
@@ -235,8 +252,8 @@ async fn run_partition(config: Config, work: Work, partition: Partition, output:
 
 /// Renew `lease` until aborted; cancels the run and returns true if another worker takes the
 /// partition over.
-async fn keep_lease(lease: std::sync::Arc<Lease>, partition: Partition, lease_s: u64, cancel: Cancel) -> bool {
-    let mut every = tokio::time::interval(std::time::Duration::from_millis(lease_s * 1000 / 4));
+async fn keep_lease(lease: Arc<Lease>, partition: Partition, lease_s: u64, cancel: Cancel) -> bool {
+    let mut every = tokio::time::interval(Duration::from_millis(lease_s * 1000 / 4));
     every.tick().await;
     loop {
         every.tick().await;

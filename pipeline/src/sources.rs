@@ -105,13 +105,12 @@ pub fn redact(uri: &str) -> String {
         let _ = url.set_password(Some("***"));
         changed = true;
     }
-    if url.query().is_some() {
-        let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        if pairs.iter().any(|(k, _)| SECRET_PARAMETERS.contains(&k.to_ascii_lowercase().as_str())) {
-            let masked = pairs.into_iter().map(|(k, v)| if SECRET_PARAMETERS.contains(&k.to_ascii_lowercase().as_str()) { (k, "***".to_string()) } else { (k, v) });
-            url.query_pairs_mut().clear().extend_pairs(masked);
-            changed = true;
-        }
+    let secret = |name: &str| SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str());
+    if url.query_pairs().any(|(k, _)| secret(&k)) {
+        let masked: Vec<(String, String)> =
+            url.query_pairs().map(|(k, v)| if secret(&k) { (k.into_owned(), "***".to_string()) } else { (k.into_owned(), v.into_owned()) }).collect();
+        url.query_pairs_mut().clear().extend_pairs(masked);
+        changed = true;
     }
     if changed { url.to_string() } else { uri.to_string() }
 }

@@ -2,38 +2,31 @@
 //! path are one video.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use clipline_core::manifest::{ClipRow, VideoRow};
 
-use crate::support::{clipline, free_port, lavfi_video, output, rows, wait_for_port};
+use crate::support::{clipline, lavfi_video, output, rows, LocalServer};
 
-/// Python's file server on a free port, serving `dir`; returns it and the port.
-fn serve(dir: &Path) -> (Child, u16) {
-    let port = free_port();
-    let server = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 serves files");
-    wait_for_port(port, "http.server");
-    (server, port)
+/// Python's file server on a free port, serving `DIR/served/clip.mp4`: a test video of `frames`.
+fn serve_video(dir: &Path, frames: u32) -> LocalServer {
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    lavfi_video(&served.join("clip.mp4"), "testsrc2", frames);
+    LocalServer::start("http.server", |port| {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"]).arg(served).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    })
 }
 
 #[test]
 fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
     let dir = tempfile::tempdir().unwrap();
-    let served = dir.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    lavfi_video(&served.join("clip.mp4"), "testsrc2", 60);
-    let (mut server, port) = serve(&served);
-    let url = format!("http://127.0.0.1:{port}/clip.mp4");
+    let server = serve_video(dir.path(), 60);
+    let url = format!("{}/clip.mp4", server.url());
     let out_dir = dir.path().join("out");
-    let out = output(clipline().args(["run", "--input", &url, "--input"]).arg(served.join("clip.mp4")).arg("--output").arg(&out_dir));
-    let _ = server.kill();
-    let _ = server.wait();
+    let out = output(clipline().args(["run", "--input", &url, "--input"]).arg(dir.path().join("served/clip.mp4")).arg("--output").arg(&out_dir));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let videos: Vec<VideoRow> = rows(&out_dir);
@@ -50,16 +43,12 @@ fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
 #[test]
 fn credentials_in_input_urls_reach_neither_manifests_nor_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let served = dir.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    lavfi_video(&served.join("clip.mp4"), "testsrc2", 40);
-    let (mut server, port) = serve(&served);
+    let server = serve_video(dir.path(), 40);
+    let port = server.port;
     let url = format!("http://reader:hunter2@127.0.0.1:{port}/clip.mp4?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=deadbeef&part=1");
     let missing = format!("http://reader:hunter2@127.0.0.1:{port}/gone.mp4?X-Amz-Signature=deadbeef");
     let out_dir = dir.path().join("out");
     let out = output(clipline().env("RUST_LOG", "debug").args(["run", "--input", &url, "--input", &missing]).arg("--output").arg(&out_dir));
-    let _ = server.kill();
-    let _ = server.wait();
     let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(3), "one input fetched, one failed: {logs}");
     let videos: Vec<VideoRow> = rows(&out_dir);

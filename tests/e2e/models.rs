@@ -4,50 +4,37 @@
 //! model is used by its id.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use clipline_core::manifest::CaptionRow;
 
-use crate::support::{clipline, free_port, lavfi_video, output, rows, wait_for_port};
+use crate::support::{clipline, lavfi_video, output, rows, LocalServer};
 
 const REPO: &str = "Xenova/vit-gpt2-image-captioning";
 
+/// The model server (tests/e2e/model_server.py), logging the requests it answers to `log`.
 struct Server {
-    child: Child,
-    port: u16,
+    server: LocalServer,
     log: PathBuf,
 }
 
 impl Server {
     fn start(root: &Path, log: PathBuf, extra: &[&str]) -> Self {
-        let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/model_server.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(root)
-            .arg(port.to_string())
-            .args(extra)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs the model server");
-        wait_for_port(port, "the model server");
-        Self { child, port, log }
+        let server = LocalServer::start("the model server", |port| {
+            let mut cmd = Command::new("python3");
+            cmd.arg(script).arg(root).arg(port.to_string()).args(extra).stdout(std::fs::File::create(&log).unwrap()).stderr(Stdio::inherit());
+            cmd
+        });
+        Self { server, log }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     fn requests(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -30,6 +30,36 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A server process listening on a loopback port, killed when dropped (a failing test too).
+pub struct LocalServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl LocalServer {
+    /// Start what `command` makes of a free port, named `what` in a panic if it never listens.
+    pub fn start(what: &str, command: impl FnOnce(u16) -> Command) -> Self {
+        let port = free_port();
+        let child = command(port).spawn().unwrap_or_else(|e| panic!("{what} cannot start: {e}"));
+        let server = Self { child, port };
+        wait_for_port(port, what);
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Run a command, returning its output; panics with stderr when it cannot start.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("command starts")
