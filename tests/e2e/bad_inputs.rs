@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clipline_core::manifest::{ClipRow, VideoRow};
 
-use crate::support::{clipline, ffmpeg, ingest, lavfi_video, output, rows};
+use crate::support::{clipline, ffmpeg, ingest, lavfi_video, output, rows, run_command};
 
 fn truncate(path: &Path, keep: f64) {
     let bytes = std::fs::read(path).unwrap();
@@ -87,11 +87,9 @@ fn a_hanging_ffmpeg_is_killed_and_recorded_as_a_timeout() {
     let fake = dir.path().join("ffmpeg");
     std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
     std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(&config, "[decode]\nstall_timeout_s = 1\n").unwrap();
+    let (mut run, out_dir) = run_command(dir.path(), "[decode]\nstall_timeout_s = 1\n", &video);
     let started = Instant::now();
-    let out_dir = dir.path().join("out");
-    let out = output(clipline().env("CLIPLINE_FFMPEG", &fake).arg("run").arg(&config).arg("-i").arg(&video).arg("-o").arg(&out_dir));
+    let out = output(run.env("CLIPLINE_FFMPEG", &fake));
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let videos: Vec<VideoRow> = rows(&out_dir);
@@ -182,11 +180,10 @@ fn an_input_that_needs_more_memory_than_the_limit_fails_its_row_naming_the_limit
     let input = dir.path().join("a.mp4");
     lavfi_video(&input, "testsrc2", 40);
     // Far too little for ffprobe to even load its libraries: the row says why.
-    let config = dir.path().join("tight.toml");
-    std::fs::write(&config, "[decode]\nmax_memory_mib = 24\n").unwrap();
-    let out = output(clipline().arg("run").arg(&config).arg("-i").arg(&input).arg("-o").arg(dir.path().join("out")));
+    let (mut run, out_dir) = run_command(dir.path(), "[decode]\nmax_memory_mib = 24\n", &input);
+    let out = output(&mut run);
     assert_eq!(out.status.code(), Some(3), "the run completes with a failed input: {}", String::from_utf8_lossy(&out.stderr));
-    let videos: Vec<VideoRow> = rows(&dir.path().join("out"));
+    let videos: Vec<VideoRow> = rows(&out_dir);
     assert_eq!(videos[0].error_kind.as_deref(), Some("memory_limit"), "{:?}", videos[0]);
     assert!(videos[0].error.as_deref().unwrap_or_default().contains("decode.max_memory_mib = 24"), "{:?}", videos[0].error);
 }

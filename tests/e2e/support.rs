@@ -65,13 +65,21 @@ pub fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("command starts")
 }
 
-/// `clipline run` with a config written from `config` (TOML), one input, and `DIR/out` as
-/// output; panics with stderr unless it exits 0. Returns the output directory.
-pub fn ingest(dir: &Path, config: &str, input: &Path) -> PathBuf {
+/// A `clipline run` command with a config written from `config` (TOML) into `DIR/config.toml`,
+/// one input, and `DIR/out` as output (returned too).
+pub fn run_command(dir: &Path, config: &str, input: &Path) -> (Command, PathBuf) {
     let config_file = dir.join("config.toml");
     std::fs::write(&config_file, config).unwrap();
     let out_dir = dir.join("out");
-    let out = output(clipline().arg("run").arg(&config_file).arg("--input").arg(input).arg("--output").arg(&out_dir));
+    let mut cmd = clipline();
+    cmd.arg("run").arg(&config_file).arg("--input").arg(input).arg("--output").arg(&out_dir);
+    (cmd, out_dir)
+}
+
+/// [`run_command`], run; panics with stderr unless it exits 0. Returns the output directory.
+pub fn ingest(dir: &Path, config: &str, input: &Path) -> PathBuf {
+    let (mut cmd, out_dir) = run_command(dir, config, input);
+    let out = output(&mut cmd);
     assert!(out.status.success(), "clipline run failed: {}", String::from_utf8_lossy(&out.stderr));
     out_dir
 }
