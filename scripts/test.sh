@@ -4,17 +4,27 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$REPO_ROOT/scripts/setup.sh" --test
+# Tests that need something from outside the repository skip without it under a plain `cargo
+# test`; here each CLIPLINE_REQUIRE_* variable makes a missing input a failure that names it
+# (testkit/src/lib.rs), so a broken set-up cannot pass by not running.
+# moto, a real S3 server on 127.0.0.1.
 export CLIPLINE_MOTO_SERVER="$CLIPLINE_VENV/bin/moto_server"
 export CLIPLINE_REQUIRE_S3=1
-# The captioner is checked against onnxruntime-python from the set-up's venv.
+# Captioner and embedders are checked against onnxruntime-python from the set-up's venv.
 export CLIPLINE_PYTHON="$CLIPLINE_VENV/bin/python"
+export CLIPLINE_REQUIRE_PYTHON_REFERENCE=1
 # A real text encoder (all-MiniLM-L6-v2 int8), fetched by the set-up.
 export CLIPLINE_MINILM="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
+export CLIPLINE_REQUIRE_TEXT_ENCODER=1
 # PP-OCRv4's text detector, fetched by the set-up.
 export CLIPLINE_TEXT_DETECTOR="$CLIPLINE_CACHE/models/ppocr-v4-det/det.onnx"
+export CLIPLINE_REQUIRE_TEXT_DETECTOR=1
 # Chromium renders the report, Jupyter runs the notebooks (from the same venv).
 export CLIPLINE_REQUIRE_ANALYST_TOOLS=1
 # The Slurm test starts a single-node cluster (the set-up installs it; it needs root).
 export CLIPLINE_REQUIRE_SLURM=1
+# Real footage made by others, beside the clone (never copied into it).
+export CLIPLINE_VIDEOS="${CLIPLINE_VIDEOS:-$REPO_ROOT/../shared/videos}"
+export CLIPLINE_REQUIRE_FOOTAGE=1
 cd "$REPO_ROOT"
 exec cargo test --workspace --locked --no-fail-fast "$@"

@@ -1,20 +1,17 @@
 //! The text-area score with the real PP-OCRv4 detector (fetched by scripts/setup.sh from the
 //! PyPI wheel): frames with lines of rendered text score high, frames without text score nothing.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use clipline_captioner::text_area::{TextDetector, TextSettings};
 use clipline_onnx::SessionOptions;
+use clipline_testkit::Need;
 use image::RgbImage;
 
-/// The detector (`CLIPLINE_TEXT_DETECTOR`, set by scripts/test.sh); absent: skipped.
+/// The detector (`CLIPLINE_TEXT_DETECTOR`, set by scripts/test.sh); absent: skipped, or a
+/// failure under `CLIPLINE_REQUIRE_TEXT_DETECTOR`.
 fn detector() -> Option<TextDetector> {
-    let path = PathBuf::from(std::env::var_os("CLIPLINE_TEXT_DETECTOR")?);
-    if !path.is_file() {
-        eprintln!("skipped: no detector at {} (scripts/setup.sh fetches it)", path.display());
-        return None;
-    }
+    let path = Need::TextDetector.path_from("CLIPLINE_TEXT_DETECTOR")?;
     Some(TextDetector::open(&path, &SessionOptions { intra_threads: 2, ..SessionOptions::default() }, TextSettings::default()).unwrap())
 }
 

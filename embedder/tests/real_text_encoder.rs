@@ -6,16 +6,13 @@ use std::path::PathBuf;
 
 use clipline_embedder::{TextEmbedding, TextEncoder};
 use clipline_onnx::SessionOptions;
+use clipline_testkit::Need;
 
-/// The model directory (`CLIPLINE_MINILM`, set by scripts/test.sh); absent: skipped.
+/// The model directory (`CLIPLINE_MINILM`, set by scripts/test.sh); absent: skipped, or a
+/// failure under `CLIPLINE_REQUIRE_TEXT_ENCODER`.
 fn model() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("CLIPLINE_MINILM")?);
-    if dir.join("model.onnx").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no model at {} (scripts/setup.sh --test fetches it)", dir.display());
-        None
-    }
+    let dir = Need::TextEncoder.path_from("CLIPLINE_MINILM")?;
+    if dir.join("model.onnx").is_file() { Some(dir) } else { Need::TextEncoder.missing(format_args!("{} holds no model.onnx", dir.display())) }
 }
 
 /// Mean over tokens, normalised (how sentence-transformers pools this model).
@@ -52,7 +49,7 @@ fn minilm_embeds_captions_and_similar_ones_land_close() {
     assert!(diff < 1e-3, "batch padding changed the embedding by {diff}");
 
     // Parity with onnxruntime-python on the same model and tokenizer, within bf16 rounding.
-    let Ok(python) = std::env::var("CLIPLINE_PYTHON") else { return };
+    let Some(python) = clipline_testkit::reference_python() else { return };
     let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/models/reference_embedders.py");
     let run = std::process::Command::new(python).arg(reference).arg("text").arg(&dir).args(texts).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));

@@ -151,10 +151,7 @@ fn text_embeddings_keep_only_real_tokens_and_do_not_depend_on_the_batch() {
 /// interpreter with onnxruntime, numpy and tokenizers; scripts/test.sh sets it).
 #[test]
 fn matches_onnxruntime_python_within_bf16_rounding() {
-    let Ok(python) = std::env::var("CLIPLINE_PYTHON") else {
-        eprintln!("skipped: CLIPLINE_PYTHON is not set (scripts/test.sh sets it)");
-        return;
-    };
+    let Some(python) = clipline_testkit::reference_python() else { return };
     let reference = |args: &[&str]| -> serde_json::Value {
         let out = Command::new(&python).arg(repo().join("tests/models/reference_embedders.py")).args(args).output().expect("python runs");
         assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clipline_core::manifest::{CaptionRow, ClipRow, SampleRow, ShardRow, VideoRow};
+use clipline_testkit::Need;
 use serde_json::Value;
 
 use crate::support::{clipline, copy_tree, demo, ingest, lavfi_video, output, rows, S3Server};
@@ -254,10 +255,5 @@ fn the_notebooks_run_against_the_demo_and_a_training_run() {
 /// `CLIPLINE_REQUIRE_ANALYST_TOOLS` is set, as in CI.
 fn tool(program: &str, args: &[&str]) -> Option<String> {
     let works = Command::new(program).args(args).output().is_ok_and(|o| o.status.success());
-    if works {
-        return Some(program.to_string());
-    }
-    assert!(std::env::var("CLIPLINE_REQUIRE_ANALYST_TOOLS").is_err(), "CLIPLINE_REQUIRE_ANALYST_TOOLS is set but `{program} {args:?}` fails");
-    eprintln!("skipping: `{program}` is not usable; run scripts/setup.sh --test");
-    None
+    if works { Some(program.to_string()) } else { Need::AnalystTools.missing(format_args!("`{program} {}` fails", args.join(" "))) }
 }

@@ -56,14 +56,12 @@ fn a_model_that_cannot_load_stops_the_run_naming_it() {
     assert!(stderr.contains("decoder_model_merged.onnx"), "{stderr}");
 }
 
-/// With a text detector (`CLIPLINE_TEXT_DETECTOR`, set by scripts/test.sh; absent: skipped),
-/// every caption gets a `text_area`, and `filters.max_text_area` filters the clip full of text.
+/// With a text detector (`CLIPLINE_TEXT_DETECTOR`, set by scripts/test.sh; absent: skipped, or a
+/// failure under `CLIPLINE_REQUIRE_TEXT_DETECTOR`), every caption gets a `text_area`, and
+/// `filters.max_text_area` filters the clip full of text.
 #[test]
 fn clips_full_of_text_are_scored_and_filtered() {
-    let Some(detector) = std::env::var_os("CLIPLINE_TEXT_DETECTOR").filter(|p| std::path::Path::new(p).is_file()) else {
-        eprintln!("skipped: no text detector (scripts/setup.sh fetches it)");
-        return;
-    };
+    let Some(detector) = clipline_testkit::Need::TextDetector.path_from("CLIPLINE_TEXT_DETECTOR") else { return };
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).unwrap();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clipline_core::storage::Store;
 
+use crate::interrupt::timed;
 use crate::partitions::{assert_same_rows, demo_config, demo_inputs, succeeds};
 use crate::support::{clipline, free_port, output, S3Server};
 
@@ -84,15 +85,16 @@ fn a_run_survives_the_s3_endpoint_going_away_mid_run_and_ends_with_the_same_rows
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path());
     let reference = format!("s3://{}/reference", s3.bucket);
-    succeeds(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &reference]).envs(s3.env()));
+    let measured = timed(clipline().arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &reference]).envs(s3.env()));
 
     let forwarder = Forwarder::start(s3.endpoint.trim_start_matches("http://").to_string());
     let out = format!("s3://{}/outage", s3.bucket);
     let mut run = clipline();
     run.arg("run").arg(&config).arg("-i").arg(demo_inputs()).args(["-o", &out]).envs(s3.env()).env("AWS_ENDPOINT_URL", forwarder.endpoint());
     let mut child = run.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(child.try_wait().unwrap().is_none(), "the run ended before the outage began");
+    // The endpoint goes away a third of the way into the run, as long as the same run just took.
+    std::thread::sleep(measured / 3);
+    assert!(child.try_wait().unwrap().is_none(), "the run ended before the outage began ({measured:?} uninterrupted)");
     // CLIPLINE_OUTAGE_S tries a longer outage (the default retry budget is a minute per call).
     let outage = Duration::from_secs(std::env::var("CLIPLINE_OUTAGE_S").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
     forwarder.kill();

@@ -10,6 +10,7 @@ mod demo;
 mod faults;
 mod frame_exact;
 mod http;
+mod interrupt;
 mod models;
 mod partitions;
 mod real_footage;

@@ -1,9 +1,11 @@
-//! Behaviour on real footage, read from `CLIPLINE_VIDEOS` or `../shared/videos` beside the repo;
-//! skipped cleanly when neither exists (the footage is not part of the repository).
+//! Behaviour on real footage, read from `CLIPLINE_VIDEOS` or `../shared/videos` beside the repo
+//! (the footage is not part of the repository). Skipped when neither exists, or a failure under
+//! `CLIPLINE_REQUIRE_FOOTAGE`, which scripts/test.sh sets.
 
 use std::path::PathBuf;
 
 use clipline_core::manifest::ShotRow;
+use clipline_testkit::Need;
 
 use crate::support::{clipline, output, rows};
 
@@ -11,12 +13,7 @@ fn footage() -> Option<PathBuf> {
     let dir = std::env::var_os("CLIPLINE_VIDEOS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/videos"));
-    if dir.join("bikes_street_cuts.mp4").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no real footage at {} (set CLIPLINE_VIDEOS)", dir.display());
-        None
-    }
+    if dir.join("bikes_street_cuts.mp4").is_file() { Some(dir) } else { Need::Footage.missing(format_args!("no real footage at {} (no bikes_street_cuts.mp4)", dir.display())) }
 }
 
 #[test]

@@ -2,10 +2,11 @@
 //! of an uninterrupted run: nothing lost, nothing twice, no partial file visible.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clipline_core::manifest::{ClipRow, RunRow, ShotRow, VideoRow};
 
+use crate::interrupt::{kill_repeatedly, seeded, timed};
 use crate::support::{clipline, lavfi_video, output, rows, tree};
 
 fn inputs(dir: &Path) {
@@ -51,24 +52,13 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_result() {
     inputs(&input);
 
     let reference = dir.path().join("reference");
-    let out = output(&mut run(&input, &reference));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let measured = timed(&mut run(&input, &reference));
 
+    // Eight kills at moments inside the uninterrupted run's time (see `interrupt`).
     let resumed = dir.path().join("resumed");
-    let delays_ms = [150, 400, 90, 700, 250, 1200, 60, 900];
-    let mut kills = 0;
-    for delay in delays_ms {
-        let mut child = run(&input, &resumed).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
-    let out = output(&mut run(&input, &resumed));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(kills >= 3, "only {kills} runs were killed mid-way; the test did not test much");
+    let mut rng = seeded("resume test");
+    let kills = kill_repeatedly(&mut run(&input, &resumed), &mut rng, measured, 8);
+    eprintln!("resume test: {} SIGKILLs at {kills:?}, an uninterrupted run took {measured:?}", kills.len());
 
     assert_eq!(outputs_without_runs(&resumed), outputs_without_runs(&reference), "same files, no leftovers");
     assert_eq!(normalised(&resumed), normalised(&reference), "same rows");
@@ -114,11 +104,17 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes_the_rest() {
     inputs(&input);
     let out_dir = dir.path().join("out");
     let mut child = run(&input, &out_dir).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Ctrl-C once the first of the six commit chunks is published: mid-run on any machine.
+    let commits = out_dir.join("manifests/_commits");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_dir(&commits).map_or(0, |d| d.count()) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended without publishing a commit marker");
+        assert!(Instant::now() < deadline, "no commit marker within 2 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
-    let finished_first = status.code() == Some(0);
-    assert!(finished_first || status.code() == Some(130), "exit {status:?}");
+    assert_eq!(status.code(), Some(130), "interrupted after its first of six chunks: {status:?}");
 
     let out = output(&mut run(&input, &out_dir));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -126,6 +122,6 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes_the_rest() {
     assert_eq!(videos.len(), 6, "every input exactly once");
     let runs: Vec<RunRow> = rows(&out_dir);
     let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
-    assert!(finished_first || statuses.contains(&"interrupted"), "{statuses:?}");
+    assert!(statuses.contains(&"interrupted"), "{statuses:?}");
     assert!(statuses.contains(&"completed"), "{statuses:?}");
 }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use clipline_core::manifest::{decode, Table};
+use clipline_testkit::Need;
 
 /// The `clipline` binary, quiet, with plain logs.
 pub fn clipline() -> Command {
@@ -185,7 +186,7 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Start one, or `None` when moto is not installed (`CLIPLINE_REQUIRE_S3=1` makes that a
+    /// Start one, or `None` when moto is not installed (`CLIPLINE_REQUIRE_S3` makes that a
     /// failure, as in CI).
     pub fn start() -> Option<Self> {
         let program = std::env::var("CLIPLINE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
@@ -193,11 +194,7 @@ impl S3Server {
         let child = Command::new(&program).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         let child = match child {
             Ok(c) => c,
-            Err(e) => {
-                assert!(std::env::var("CLIPLINE_REQUIRE_S3").is_err(), "CLIPLINE_REQUIRE_S3 is set but {program} cannot start: {e}");
-                eprintln!("skipping S3 test: {program} cannot start ({e}); run scripts/setup.sh --test");
-                return None;
-            }
+            Err(e) => return Need::S3.missing(format_args!("the S3 server {program} cannot start: {e}")),
         };
         let server = Self { child, endpoint: format!("http://127.0.0.1:{port}"), bucket: "clipline-test".into() };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -257,15 +254,12 @@ pub struct SlurmCluster {
 
 impl SlurmCluster {
     /// Start one with `nodes` nodes, or `None` when Slurm is not installed or this is not root
-    /// (`CLIPLINE_REQUIRE_SLURM=1` makes that a failure, as in CI).
+    /// (`CLIPLINE_REQUIRE_SLURM` makes that a failure, as in CI).
     pub fn start(nodes: u32) -> Option<Self> {
         let installed = Command::new("slurmctld").arg("-V").output().is_ok_and(|o| o.status.success());
         let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
         if !installed || !root {
-            let why = if installed { "slurmd must run as root" } else { "slurmctld is not installed" };
-            assert!(std::env::var("CLIPLINE_REQUIRE_SLURM").is_err(), "CLIPLINE_REQUIRE_SLURM is set but {why}");
-            eprintln!("skipping the Slurm test: {why}; run scripts/setup.sh --test as root");
-            return None;
+            return Need::Slurm.missing(if installed { "slurmd must run as root" } else { "slurmctld is not installed" });
         }
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
