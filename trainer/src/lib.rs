@@ -9,10 +9,10 @@
 pub mod backend;
 pub mod batch;
 pub mod checkpoint;
-pub mod clip;
 pub mod config;
 pub mod data;
 pub mod ema;
+pub mod grad_clip;
 pub mod metrics_log;
 pub mod model;
 pub mod objective;

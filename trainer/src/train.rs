@@ -166,7 +166,7 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
             batches += 1;
         }
         let mut grads = accumulator.grads();
-        let grad_norm = crate::clip::clip_global_norm(&model, &mut grads, o.grad_clip);
+        let grad_norm = crate::grad_clip::clip_global_norm(&model, &mut grads, o.grad_clip);
         if batches > 0 {
             model = optimizer.step(lr, model, grads);
         }
