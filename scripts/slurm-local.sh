@@ -11,8 +11,23 @@ dir="$(mkdir -p "${2:?usage: slurm-local.sh start|stop DIR [NODES]}" && cd "$2" 
 nodes="${3:-1}"
 export SLURM_CONF="$dir/slurm.conf"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# N distinct free ports below the kernel's ephemeral range (32768 and up by default), so that no
+# outgoing connection of a busy machine (an S3 client's, say) can take one between this check and
+# the daemon's bind: a slurmd that cannot bind its port never comes up.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+held = []
+while len(held) < int(sys.argv[1]):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(10000, low)))
+    except OSError:
+        continue
+    held.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in held))
+PY
 }
 
 wait_gone() {
@@ -31,8 +46,7 @@ start)
     munged --socket="$dir/munge/socket" --key-file="$dir/munge/munge.key" --pid-file="$dir/munge/munged.pid" \
         --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/seed"
     host="$(hostname -s)"
-    ctld_port="$(free_port)"
-    first_node_port="$(free_port)"
+    read -r ctld_port node_ports <<< "$(free_ports $((nodes + 1)))"
     {
         echo "ClusterName=clipline-local"
         echo "SlurmctldHost=$host"
@@ -58,7 +72,11 @@ start)
         echo "SelectTypeParameters=CR_Core"
         echo "MpiDefault=none"
         echo "ReturnToService=2"
-        echo "NodeName=n[1-$nodes] NodeHostname=$host NodeAddr=127.0.0.1 Port=$first_node_port-$((first_node_port + nodes - 1)) CPUs=$(nproc) RealMemory=1000 State=UNKNOWN"
+        n=0
+        for port in $node_ports; do
+            n=$((n + 1))
+            echo "NodeName=n$n NodeHostname=$host NodeAddr=127.0.0.1 Port=$port CPUs=$(nproc) RealMemory=1000 State=UNKNOWN"
+        done
         echo "PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4"
     } > "$SLURM_CONF"
     slurmctld
@@ -70,7 +88,13 @@ start)
         fi
         sleep 0.2
     done
-    echo "slurm-local: the nodes did not become idle within 60 s; see $dir/log" >&2
+    {
+        echo "slurm-local: the nodes did not become idle within 60 s; sinfo says:"
+        sinfo -N -o '%N %t %E' 2>&1 || true
+        for log in "$dir"/log/*.log "$dir"/munge/munged.log; do
+            [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 15 "$log"; }
+        done
+    } >&2
     exit 1
     ;;
 stop)

@@ -261,12 +261,23 @@ impl SlurmCluster {
         if !installed || !root {
             return Need::Slurm.missing(if installed { "slurmd must run as root" } else { "slurmctld is not installed" });
         }
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
-        let out = Command::new(&script).arg("start").arg(dir.path()).arg(nodes.to_string()).output().unwrap();
-        let cluster = Self { dir };
-        assert!(out.status.success(), "slurm-local.sh start: {}", String::from_utf8_lossy(&out.stderr));
-        Some(cluster)
+        // A cluster that does not come up is tried once more from scratch (the script prints
+        // sinfo and the daemons' logs on the way): a busy machine can take a daemon's port.
+        let mut failures = Vec::new();
+        for _ in 0..2 {
+            let cluster = Self { dir: tempfile::tempdir().unwrap() };
+            let out = Command::new(Self::script()).arg("start").arg(cluster.dir.path()).arg(nodes.to_string()).output().unwrap();
+            if out.status.success() {
+                return Some(cluster);
+            }
+            eprintln!("slurm-local.sh start failed: {}", String::from_utf8_lossy(&out.stderr));
+            failures.push(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+        panic!("the single-node Slurm cluster did not start twice:\n{}", failures.join("\n"));
+    }
+
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh")
     }
 
     /// A Slurm command (`sbatch`, `sinfo`...) pointed at this cluster.
@@ -284,7 +295,6 @@ impl SlurmCluster {
 
 impl Drop for SlurmCluster {
     fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
-        let _ = Command::new(script).arg("stop").arg(self.dir.path()).status();
+        let _ = Command::new(Self::script()).arg("stop").arg(self.dir.path()).status();
     }
 }
