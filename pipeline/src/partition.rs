@@ -315,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().to_str().unwrap()).unwrap();
         let p = Partition { index: 1, count: 2 };
-        let ttl = Duration::from_millis(1500);
+        let ttl = Duration::from_millis(3000);
         let first = Lease::acquire(&store, p, ttl).await.unwrap();
         assert!(first.heartbeat().await.unwrap());
         // The second worker waits while the first heartbeats, and gets the lease once it is released.
@@ -323,7 +323,8 @@ mod tests {
             let store = store.clone();
             async move { Lease::acquire(&store, p, ttl).await.unwrap() }
         });
-        // (A ttl well above the pauses keeps a loaded machine from making the live lease look quiet.)
+        // (A ttl six times the pause keeps a loaded machine, stalled for up to 2.5 s, from making
+        // the live lease look quiet.)
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(first.heartbeat().await.unwrap());
         assert!(!waiting.is_finished(), "a live lease is not taken");
