@@ -34,6 +34,7 @@ use crate::preprocess::ImageProcessor;
 
 /// Why captioning could not start or a batch failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CaptionError {
     /// Model files missing or malformed.
     #[error("model files: {0}")]

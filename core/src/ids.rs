@@ -10,6 +10,10 @@ use std::path::Path;
 /// Hex length of the ids clipline derives from hashes (128 bits).
 pub const ID_HEX_LEN: usize = 32;
 
+/// Hex length of fingerprints (64 bits): settings hashes, prompt hashes and run ids, which tell
+/// apart few things and are read by people in manifests and logs.
+pub const FINGERPRINT_HEX_LEN: usize = 16;
+
 /// A content hash, as lowercase hex: the first 128 bits of BLAKE3.
 pub fn hash_bytes(bytes: &[u8]) -> String {
     truncate(blake3::hash(bytes))
@@ -29,6 +33,18 @@ where
         hasher.update(part);
     }
     truncate(hasher.finalize())
+}
+
+/// [`hash_parts`] cut to a fingerprint of [`FINGERPRINT_HEX_LEN`] hex digits: the one place a
+/// hash id is shortened.
+pub fn fingerprint_parts<I, B>(parts: I) -> String
+where
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+{
+    let mut hex = hash_parts(parts);
+    hex.truncate(FINGERPRINT_HEX_LEN);
+    hex
 }
 
 /// Streaming content hasher for data that arrives in pieces (downloads, file reads).
@@ -99,6 +115,7 @@ mod tests {
         assert_eq!(hash_bytes(b"abc"), hash_bytes(b"abc"));
         assert_eq!(hash_bytes(b"abc").len(), ID_HEX_LEN);
         assert_ne!(hash_parts(["ab", "c"]), hash_parts(["a", "bc"]));
+        assert_eq!(fingerprint_parts(["ab", "c"]), hash_parts(["ab", "c"])[..FINGERPRINT_HEX_LEN]);
     }
 
     #[test]

@@ -48,11 +48,11 @@ impl Default for StoreOptions {
     /// `CLIPLINE_STORAGE_TIMEOUT_S` and `CLIPLINE_STORAGE_RETRIES` override the call limit and the
     /// retries (a run against a store known to be slow, or a test that wants an answer soon).
     fn default() -> Self {
-        let from_env = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        let (call_timeout, max_retries) = crate::env::storage_limits();
         Self {
-            call_timeout: Duration::from_secs(from_env("CLIPLINE_STORAGE_TIMEOUT_S").unwrap_or(60).max(1)),
+            call_timeout: call_timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1)),
             transfer_timeout: Duration::from_secs(600),
-            max_retries: from_env("CLIPLINE_STORAGE_RETRIES").map_or(30, |n| n as usize),
+            max_retries: max_retries.unwrap_or(30),
             s3: Vec::new(),
         }
     }
@@ -127,7 +127,7 @@ impl Store {
                 max_retries: options.max_retries,
                 retry_timeout: options.call_timeout,
             });
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        if let Some(endpoint) = crate::env::aws_endpoint() {
             builder = builder.with_endpoint(endpoint);
         }
         for (key, value) in &options.s3 {

@@ -16,6 +16,7 @@ pub use session::{open_session, Device, ModelSession, SessionOptions};
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OnnxError {
     /// No ONNX Runtime library was found.
     #[error(

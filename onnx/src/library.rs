@@ -64,9 +64,8 @@ fn version_of(library: &Path, build_info: &str) -> String {
 /// # Errors
 /// When none of these holds a library.
 pub fn locate_library() -> Result<PathBuf, OnnxError> {
-    for var in ["CLIPLINE_ORT_LIB", "ORT_DYLIB_PATH"] {
-        if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            let path = PathBuf::from(path);
+    for var in clipline_core::env::ORT_LIBRARY {
+        if let Some(path) = clipline_core::env::path(var) {
             return if path.is_file() {
                 Ok(path)
             } else {

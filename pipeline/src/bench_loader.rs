@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use clipline_core::manifest::SampleStatus;
 use clipline_core::storage::Store;
 use clipline_shard::loader::{BatchSizes, Loader, LoaderConfig, Plan, PlanSample, Rank};
 use clipline_shard::{Dataset, SampleDecoder};
@@ -52,7 +53,7 @@ pub fn run(bench: &LoaderBench) -> anyhow::Result<()> {
     if let Some(dir) = &bench.export {
         return export(&rt, &dataset, dir);
     }
-    let samples: Vec<PlanSample> = dataset.rows().iter().filter(|r| r.status == "ok").map(|r| PlanSample { id: r.sample_id.clone(), bucket: r.bucket.clone() }).collect();
+    let samples: Vec<PlanSample> = dataset.rows().iter().filter(|r| r.status == SampleStatus::Ok).map(|r| PlanSample { id: r.sample_id.clone(), bucket: r.bucket.clone() }).collect();
     let sizes = BatchSizes([("default".to_string(), bench.batch)].into_iter().collect());
     let plan = Arc::new(Plan::new(0, samples, &sizes));
     let config = LoaderConfig { cache_dir: bench.cache.clone(), cache_block_mib: bench.block_mib, prefetch_samples: bench.prefetch, ..LoaderConfig::default() };
@@ -80,7 +81,7 @@ fn export(rt: &tokio::runtime::Runtime, dataset: &Dataset, dir: &std::path::Path
     std::fs::create_dir_all(dir)?;
     let mut decoder = SampleDecoder::new()?;
     let mut index = Vec::new();
-    let ids: Vec<String> = dataset.rows().iter().filter(|r| r.status == "ok").map(|r| r.sample_id.clone()).collect();
+    let ids: Vec<String> = dataset.rows().iter().filter(|r| r.status == SampleStatus::Ok).map(|r| r.sample_id.clone()).collect();
     for (n, id) in ids.iter().enumerate() {
         let sample = rt.block_on(dataset.read(id, &mut decoder))?;
         let mut entry = serde_json::json!({"id": id, "bucket": sample.header().bucket});

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clipline_core::manifest::commits::{Marker, COMMITS};
-use clipline_core::manifest::{encode, ClipRow, Table, VideoRow};
+use clipline_core::manifest::{encode, ClipRow, ClipStatus, Table, VideoRow, VideoStatus};
 use clipline_core::rng::SplitMix64;
 use clipline_core::storage::{Store, StoreOptions};
 use clipline_sql::{ready_queries, Catalog, Session};
@@ -96,7 +96,7 @@ fn synthetic_video(video: u64) -> VideoRow {
     let mut row = VideoRow::unprocessed(&format!("s3://bench/videos/{video:08}.mp4"), "bench");
     let failed = video.is_multiple_of(97);
     row.video_id = Some(video_id(video));
-    row.status = if failed { "failed" } else { "ok" }.into();
+    row.status = if failed { VideoStatus::Failed } else { VideoStatus::Ok };
     if failed {
         row.error_kind = Some("decode_failed".into());
         row.error = Some(format!("s3://bench/videos/{video:08}.mp4: invalid NAL unit"));
@@ -143,7 +143,7 @@ fn synthetic_clip(i: u64, rng: &mut SplitMix64) -> ClipRow {
         sharpness,
         phash: format!("{:016x}", rng.next_u64()),
         is_static: motion < 0.5,
-        status: if filter_reason.is_some() { "filtered" } else { "ok" }.into(),
+        status: if filter_reason.is_some() { ClipStatus::Filtered } else { ClipStatus::Ok },
         filter_reason,
         clip_uri: Some(format!("s3://bench/out/clips/{vid}/{i}.mp4")),
         frame_uri: Some(format!("s3://bench/out/frames/{vid}/{i}.jpg")),

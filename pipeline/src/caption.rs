@@ -14,7 +14,7 @@ use anyhow::Context;
 use clipline_captioner::generate::GenerationSettings;
 use clipline_captioner::text_area::{TextDetector, TextSettings};
 use clipline_captioner::{bundled, prompt, Captioner, CaptionerConfig, Generated};
-use clipline_core::manifest::{CaptionRow, Timestamp};
+use clipline_core::manifest::{CaptionRow, CaptionStatus, Timestamp};
 use clipline_onnx::{Device, SessionOptions};
 use image::RgbImage;
 use indicatif::ProgressBar;
@@ -144,13 +144,12 @@ impl CaptionStage {
             }
         };
         let prompt = config.prompt()?;
-        let prompt_hash = clipline_core::ids::hash_parts([
+        let prompt_hash = clipline_core::ids::fingerprint_parts([
             prompt.clone(),
             serde_json::to_string(&config.frame_positions)?,
             config.frame_max_side.to_string(),
             serde_json::to_string(&config.generation)?,
-        ])[..16]
-            .to_string();
+        ]);
         let captioner = Captioner::load(CaptionerConfig {
             model_dir: model_dir.clone(),
             generation: config.generation.clone(),
@@ -232,14 +231,14 @@ impl Worker {
     fn row(&mut self, clip: &ClipFrames, result: Result<Generated, String>, latency_ms: f64) -> CaptionRow {
         let clip_id = clip.clip_id.as_str();
         let (status, caption, flags, tokens, truncated, error) = match result {
-            Ok(g) => ("ok", g.text, g.flags, g.tokens as i64, g.truncated, None),
-            Err(e) => ("failed", String::new(), Vec::new(), 0, false, Some(format!("{clip_id}: {e}"))),
+            Ok(g) => (CaptionStatus::Ok, g.text, g.flags, g.tokens as i64, g.truncated, None),
+            Err(e) => (CaptionStatus::Failed, String::new(), Vec::new(), 0, false, Some(format!("{clip_id}: {e}"))),
         };
         CaptionRow {
             clip_id: clip_id.to_string(),
             model_id: self.model_id.clone(),
             prompt_hash: self.prompt_hash.clone(),
-            status: status.into(),
+            status,
             caption,
             flags,
             tokens,

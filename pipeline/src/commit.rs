@@ -18,12 +18,12 @@
 //! but its markers go to the partition's own directory until `clipline commit` publishes them,
 //! and it removes only leftovers of its own chunks: other partitions write beside it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, markers_in, MarkedSource, Marker, COMMITS};
-use clipline_core::manifest::{encode, RunRow, SampleRow, ShardRow, Table, VideoRow, TABLES};
+use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, RunRow, SampleRow, SampleStatus, ShardRow, Table, VideoRow, VideoStatus, TABLES};
 use clipline_core::storage::Store;
 use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
 
@@ -40,6 +40,7 @@ const STALE_STAGING_S: u64 = 600;
 
 /// A commit-level failure; the run stops (everything committed so far stays).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommitError {
     /// Storage or encoding failed.
     #[error(transparent)]
@@ -66,15 +67,15 @@ pub enum CommitError {
 #[derive(Debug, Clone, Default)]
 pub struct Committed {
     /// Videos by status.
-    pub videos: HashMap<String, u64>,
+    pub videos: Counts<VideoStatus>,
     /// Shots.
     pub shots: u64,
     /// Clips by status.
-    pub clips: HashMap<String, u64>,
+    pub clips: Counts<ClipStatus>,
     /// Captions by status.
-    pub captions: HashMap<String, u64>,
+    pub captions: Counts<CaptionStatus>,
     /// Samples by status.
-    pub samples: HashMap<String, u64>,
+    pub samples: Counts<SampleStatus>,
     /// Shard files written.
     pub shards: u64,
     /// Their bytes.
@@ -84,6 +85,43 @@ pub struct Committed {
     /// The first [`LISTED_FAILURES`] failed inputs: (uri, kind, message); the `videos` table
     /// has them all.
     pub failures: Vec<(String, String, String)>,
+}
+
+/// How many rows have each status.
+#[derive(Debug, Clone)]
+pub struct Counts<S>(BTreeMap<S, u64>);
+
+impl<S> Default for Counts<S> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+impl<S: Ord + Copy> Counts<S> {
+    /// Count one more row of `status`.
+    pub fn add(&mut self, status: S) {
+        *self.0.entry(status).or_default() += 1;
+    }
+
+    /// Rows of `status`.
+    pub fn of(&self, status: S) -> u64 {
+        self.0.get(&status).copied().unwrap_or(0)
+    }
+
+    /// Rows of any status.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// Whether no row was counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The statuses counted and their rows, in the statuses' order.
+    pub fn iter(&self) -> impl Iterator<Item = (S, u64)> + '_ {
+        self.0.iter().map(|(s, n)| (*s, *n))
+    }
 }
 
 /// Where a run's markers go and which leftovers it may remove.
@@ -174,7 +212,7 @@ impl Committer {
             }
             referenced.extend(marker.files().cloned());
             for source in marker.sources {
-                if let (Some(id), true) = (&source.video_id, source.status != "duplicate") {
+                if let (Some(id), true) = (&source.video_id, source.status != VideoStatus::Duplicate) {
                     first_source_of.entry(id.clone()).or_insert_with(|| source.uri.clone());
                 }
                 done.insert(source.uri);
@@ -216,7 +254,7 @@ impl Committer {
         let key = chunk_key(&self.settings_hash, chunk.iter().map(|o| o.video.source_uri.as_str()));
         let sources = chunk
             .iter()
-            .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status.clone() })
+            .map(|o| MarkedSource { uri: o.video.source_uri.clone(), video_id: o.video.video_id.clone(), status: o.video.status })
             .collect();
         self.count(&chunk);
         let (mut videos, mut shots, mut clips, mut captions, mut embedded) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -267,7 +305,7 @@ impl Committer {
                 let mut row = VideoRow::unprocessed(&v.source_uri, &v.settings_hash);
                 row.video_id = v.video_id.clone();
                 row.size_bytes = v.size_bytes;
-                row.status = "duplicate".into();
+                row.status = VideoStatus::Duplicate;
                 row.error_kind = Some("duplicate".into());
                 row.error = Some(format!("same bytes as {first}"));
                 row.duplicate_of = Some(first.clone());
@@ -287,7 +325,7 @@ impl Committer {
     fn count_samples(&mut self, samples: &[SampleRow], shards: &[ShardRow]) {
         let c = &mut self.committed;
         for sample in samples {
-            *c.samples.entry(sample.status.clone()).or_default() += 1;
+            c.samples.add(sample.status);
         }
         c.shards += shards.len() as u64;
         c.shard_bytes += shards.iter().map(|s| s.bytes as u64).sum::<u64>();
@@ -296,16 +334,16 @@ impl Committer {
     fn count(&mut self, chunk: &[VideoOutcome]) {
         let c = &mut self.committed;
         for o in chunk {
-            *c.videos.entry(o.video.status.clone()).or_default() += 1;
+            c.videos.add(o.video.status);
             c.shots += o.shots.len() as u64;
             c.frames += o.frames_decoded;
             for clip in &o.clips {
-                *c.clips.entry(clip.status.clone()).or_default() += 1;
+                c.clips.add(clip.status);
             }
             for caption in &o.captions {
-                *c.captions.entry(caption.status.clone()).or_default() += 1;
+                c.captions.add(caption.status);
             }
-            if o.video.status == "failed" && c.failures.len() < LISTED_FAILURES {
+            if o.video.status == VideoStatus::Failed && c.failures.len() < LISTED_FAILURES {
                 c.failures.push((
                     o.video.source_uri.clone(),
                     o.video.error_kind.clone().unwrap_or_default(),

@@ -6,18 +6,19 @@
 //! staging directories and whatever no marker names. Run again after a crash at any point, it
 //! finishes the job: chunks already published are not published twice.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use anyhow::Context;
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
 use clipline_core::manifest::commits::{markers, markers_in, Marker, MarkerBatch, BATCH_FORMAT, COMMITS};
+use clipline_core::manifest::VideoStatus;
 use clipline_core::storage::Store;
 use indicatif::MultiProgress;
 
-use crate::commit::remove_unreferenced;
-use crate::partition::{newest_lease, Partition, PartitionStatus, PARTITIONS_DIR};
+use crate::commit::{remove_unreferenced, Counts};
+use crate::partition::{newest_lease, Partition, PartitionStatus, WorkerEnd, PARTITIONS_DIR};
 use crate::plan_cmd::{chunk_keys, read_plan};
 use crate::runtime::stage_bar;
 
@@ -46,7 +47,7 @@ impl fmt::Display for PartitionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.status, &self.lease) {
             (_, Some((holder, age))) => format!("running on {holder} (heartbeat {age} s ago)"),
-            (Some(s), None) if s.status == "failed" => format!("failed on {}: {}", s.host, s.error.as_deref().unwrap_or("no error recorded")),
+            (Some(s), None) if s.status == WorkerEnd::Failed => format!("failed on {}: {}", s.host, s.error.as_deref().unwrap_or("no error recorded")),
             (Some(s), None) => format!("{} on {}", s.status, s.host),
             (None, None) if self.chunks_done == 0 => "missing: no worker has run it".to_string(),
             (None, None) => "missing: a worker stopped without a status (killed?)".to_string(),
@@ -67,7 +68,7 @@ pub struct CommitReport {
     /// Chunks already published before.
     pub already: usize,
     /// Sources published by this call, by status.
-    pub videos: BTreeMap<String, u64>,
+    pub videos: Counts<VideoStatus>,
     /// Staged markers and records removed after publishing.
     pub staging_removed: usize,
     /// Parts and shards removed that no marker names (left by killed workers).
@@ -94,7 +95,7 @@ impl fmt::Display for CommitReport {
             }
             return write!(f, "run the partitions named (the same command; each resumes), then clipline commit --output {} again", self.output);
         }
-        let videos: Vec<String> = self.videos.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let videos: Vec<String> = self.videos.iter().map(|(status, n)| format!("{n} {status}")).collect();
         writeln!(f, "clipline commit: {} partitions finished; {} chunks published now, {} earlier", self.partitions.len(), self.published, self.already)?;
         if !videos.is_empty() {
             writeln!(f, "  videos: {}", videos.join(", "))?;
@@ -102,7 +103,7 @@ impl fmt::Display for CommitReport {
         for (input, first) in &self.unsettled_copies {
             writeln!(f, "  warning: {input} has the same bytes as {first} but ran in another partition (its size was unknown or common at plan time); both were kept")?;
         }
-        for p in self.partitions.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.status == "completed_with_failures")) {
+        for p in self.partitions.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.status == WorkerEnd::CompletedWithFailures)) {
             writeln!(f, "  {p} (failed inputs are rows of the videos table)")?;
         }
         write!(f, "  {} staging files and {} leftovers of killed workers removed; manifests: {}/manifests", self.staging_removed, self.leftovers_removed, self.output)
@@ -145,7 +146,7 @@ pub async fn commit(output: &str, progress: &MultiProgress) -> anyhow::Result<Co
         partitions,
         published: 0,
         already: published.len(),
-        videos: BTreeMap::new(),
+        videos: Counts::default(),
         staging_removed: 0,
         leftovers_removed: 0,
         unsettled_copies: Vec::new(),
@@ -158,7 +159,7 @@ pub async fn commit(output: &str, progress: &MultiProgress) -> anyhow::Result<Co
         staged.sort_by(|a, b| a.chunk.cmp(&b.chunk));
         report.unsettled_copies = copies_across_partitions(&published_markers, &staged);
         for source in staged.iter().flat_map(|m| &m.sources) {
-            *report.videos.entry(source.status.clone()).or_default() += 1;
+            report.videos.add(source.status);
         }
         let batch_key = format!("{COMMITS}/batch-{}.json", hash_parts(staged.iter().map(|m| m.chunk.as_str())));
         let batch = MarkerBatch { format: BATCH_FORMAT, chunks: staged };
@@ -188,7 +189,7 @@ fn copies_across_partitions(published: &[Marker], staged: &[Marker]) -> Vec<(Str
         .iter()
         .chain(staged)
         .flat_map(|m| &m.sources)
-        .filter(|s| s.status != "duplicate")
+        .filter(|s| s.status != VideoStatus::Duplicate)
         .filter_map(|s| Some((s.uri.as_str(), s.video_id.as_deref()?)))
         .collect();
     kept.sort();
@@ -212,7 +213,7 @@ mod tests {
     use super::*;
 
     fn marker(chunk: &str, sources: &[(&str, &str, &str)]) -> Marker {
-        let sources = sources.iter().map(|(uri, id, status)| MarkedSource { uri: uri.to_string(), video_id: Some(id.to_string()), status: status.to_string() }).collect();
+        let sources = sources.iter().map(|(uri, id, status)| MarkedSource { uri: uri.to_string(), video_id: Some(id.to_string()), status: status.parse().unwrap() }).collect();
         Marker { format: 1, chunk: chunk.into(), settings_hash: "s".into(), sources, parts: Default::default(), shards: vec![] }
     }
 

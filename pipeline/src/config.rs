@@ -226,6 +226,7 @@ impl Default for FiltersConfig {
 
 /// A configuration that cannot be used, with the file it came from.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config {path}: {source}")]
@@ -310,7 +311,7 @@ impl Config {
             serde_json::to_string(&self.embed.sample_settings()).unwrap_or_default(),
             serde_json::to_string(&self.shards.format_settings()).unwrap_or_default(),
         ];
-        clipline_core::ids::hash_parts(parts)[..16].to_string()
+        clipline_core::ids::fingerprint_parts(parts)
     }
 
     /// The effective configuration as TOML, recorded in the `runs` table.

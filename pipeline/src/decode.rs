@@ -29,6 +29,7 @@ pub struct DecodeReport {
 
 /// A decode that could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// ffmpeg could not be started.
     #[error("cannot start ffmpeg: {0}")]

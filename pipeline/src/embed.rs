@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
-use clipline_core::ids::hash_parts;
-use clipline_core::manifest::{SampleRow, Timestamp};
+use clipline_core::ids::{fingerprint_parts, hash_parts};
+use clipline_core::manifest::{SampleRow, SampleStatus, Timestamp};
 use clipline_embedder::{bundled, Bucket, BucketConfig, ClipFrames, Draw, LatentMode, TextEmbedding, TextEncoder, Vae};
 use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::{Device, SessionOptions};
@@ -163,13 +163,12 @@ impl EmbedStage {
         let identity = Identity {
             vae_id: vae.model_id.clone(),
             text_encoder_id: text.as_ref().map(|t| t.model_id.clone()).unwrap_or_default(),
-            embed_hash: hash_parts([
+            embed_hash: fingerprint_parts([
                 vae.model_id.clone(),
                 text.as_ref().map(|t| t.model_id.clone()).unwrap_or_default(),
                 serde_json::to_string(&config.sample_settings())?,
                 serde_json::to_string(&shards.format_settings())?,
-            ])[..16]
-                .to_string(),
+            ]),
         };
         tracing::info!(vae = %identity.vae_id, text_encoder = %identity.text_encoder_id, settings = %identity.embed_hash, "embedding models loaded");
         let encoder = SampleEncoder::new(shards.zstd_level, shards.byte_planes).context("zstd refused the level")?;
@@ -247,7 +246,7 @@ impl Worker {
     }
 
     fn sample_id(&self, input: &EmbedInput) -> String {
-        hash_parts([self.identity.embed_hash.as_str(), &input.clip_id, input.kind.as_str()])[..32].to_string()
+        hash_parts([self.identity.embed_hash.as_str(), &input.clip_id, input.kind.as_str()])
     }
 
     /// The latents of every input with a bucket and frames. Inputs of one frame size are
@@ -332,7 +331,7 @@ impl Worker {
         let bucket = match input.bucket {
             Ok(bucket) => bucket,
             Err(reason) => {
-                row.status = "skipped".into();
+                row.status = SampleStatus::Skipped;
                 row.error = Some(format!("clip {}: {reason}", input.clip_id));
                 return (row, None);
             }
@@ -351,7 +350,7 @@ impl Worker {
             Ok(encoded) => (row, Some(encoded)),
             Err(e) => {
                 tracing::warn!(clip = %input.clip_id, sample = %sample_id, "embedding failed: {e}");
-                row.status = "failed".into();
+                row.status = SampleStatus::Failed;
                 row.error = Some(format!("clip {}: {e}", input.clip_id));
                 (row, None)
             }
@@ -382,7 +381,7 @@ impl Worker {
             sample_id: sample_id.to_string(),
             clip_id: input.clip_id.clone(),
             kind: input.kind.as_str().into(),
-            status: "ok".into(),
+            status: SampleStatus::Ok,
             bucket: b.map(|b| b.name.clone()).unwrap_or_default(),
             frames: b.map_or(0, |b| i64::from(b.frames)),
             height: b.map_or(0, |b| i64::from(b.height)),

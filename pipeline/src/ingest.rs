@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clipline_core::ids::clip_id;
-use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
+use clipline_core::manifest::{CaptionRow, ClipRow, ClipStatus, ShotRow, VideoRow, VideoStatus};
 use clipline_core::storage::Store;
 use clipline_embedder::{Bucket, ClipShape};
 use image::RgbImage;
@@ -60,8 +60,8 @@ impl VideoOutcome {
     pub fn filter_text_area(&mut self, max: f64) {
         for caption in &self.captions {
             let Some(area) = caption.text_area.filter(|&a| a > max) else { continue };
-            if let Some(clip) = self.clips.iter_mut().find(|c| c.clip_id == caption.clip_id && c.status == "ok") {
-                clip.status = "filtered".into();
+            if let Some(clip) = self.clips.iter_mut().find(|c| c.clip_id == caption.clip_id && c.status == ClipStatus::Ok) {
+                clip.status = ClipStatus::Filtered;
                 clip.filter_reason = Some(format!("too much text: text_area {area:.3} > filters.max_text_area {max}"));
                 self.embed_inputs.retain(|input| input.clip_id != caption.clip_id);
             }
@@ -132,7 +132,7 @@ impl Ingest {
         outcome.video.video_id = Some(fetched.video_id.clone());
         outcome.video.size_bytes = Some(fetched.size as i64);
         if self.claimed_earlier(&fetched.video_id, index) {
-            outcome.video.status = "duplicate".into();
+            outcome.video.status = VideoStatus::Duplicate;
             self.skip_probe_and_decode();
             return outcome;
         }
@@ -161,8 +161,8 @@ impl Ingest {
         let planned = clips::plan(&shots, &records, &self.config.clips, &self.config.filters);
         (outcome.clips, outcome.caption_frames, outcome.embed_inputs) = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
         outcome.video.clips = outcome.clips.len() as i64;
-        if outcome.video.status == "ok" && outcome.clips.is_empty() {
-            outcome.video.status = "skipped".into();
+        if outcome.video.status == VideoStatus::Ok && outcome.clips.is_empty() {
+            outcome.video.status = VideoStatus::Skipped;
             outcome.video.error_kind = Some("no_clips".into());
             outcome.video.error = Some(format!(
                 "{uri}: no shot of at least {} frames ({} frames, {} shots)",
@@ -183,7 +183,7 @@ impl Ingest {
             (kind, message)
         };
         tracing::warn!(source = %outcome.video.source_uri, kind, "{message}");
-        outcome.video.status = "failed".into();
+        outcome.video.status = VideoStatus::Failed;
         outcome.video.error_kind = Some(kind.to_string());
         outcome.video.error = Some(message);
         outcome.cancelled = self.cancel.is_cancelled();
@@ -247,7 +247,7 @@ impl Ingest {
         let claimed = outcome.video.container_frames.unwrap_or(0) as u64;
         let damaged = !report.clean_exit || !report.errors.is_empty() || report.frames * 100 < claimed * 98;
         if damaged && report.frames < claimed {
-            outcome.video.status = "partial".into();
+            outcome.video.status = VideoStatus::Partial;
             outcome.video.error_kind = Some("truncated".into());
             outcome.video.error = Some(format!(
                 "{uri}: decoded {} of the {claimed} frames the container claims; first decoder error: {first_error}",
@@ -303,7 +303,7 @@ impl Ingest {
             sharpness: clip.scores.sharpness,
             phash: format!("{:016x}", clip.scores.phash),
             is_static: clip.is_static,
-            status: if clip.filter_reason.is_some() { "filtered" } else { "ok" }.into(),
+            status: if clip.filter_reason.is_some() { ClipStatus::Filtered } else { ClipStatus::Ok },
             filter_reason: clip.filter_reason.clone(),
             clip_uri: None,
             frame_uri: None,
@@ -354,7 +354,7 @@ impl Ingest {
                 }
                 Err(message) => {
                     tracing::warn!(clip = %row.clip_id, "{message}");
-                    row.status = "failed".into();
+                    row.status = ClipStatus::Failed;
                     row.filter_reason = Some(message);
                 }
             }

@@ -7,10 +7,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use clipline_pipeline::config::Config;
 use clipline_pipeline::logging::{self, LogFormat};
-use clipline_pipeline::run::{run, RunStatus};
+use clipline_pipeline::run::run;
 use clipline_pipeline::runtime::{progress_display, Cancel};
 use clipline_pipeline::sources::{discover, Fetcher};
 use clipline_pipeline::tools::Tools;
+use clipline_core::manifest::RunStatus;
 use clipline_core::storage::Store;
 use clipline_shard::loader::{DryRun, Plan};
 use clipline_shard::Dataset;
@@ -217,7 +218,7 @@ impl RunArgs {
     fn partition(&self) -> anyhow::Result<Option<PartitionRequest>> {
         match &self.partition {
             Some(text) => Ok(Some(PartitionRequest::parse(text).map_err(anyhow::Error::msg)?)),
-            None => PartitionRequest::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg),
+            None => PartitionRequest::from_env(clipline_core::env::text).map_err(anyhow::Error::msg),
         }
     }
 }

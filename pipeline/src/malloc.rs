@@ -10,7 +10,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn limit_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+    if clipline_core::env::is_set(clipline_core::env::MALLOC_ARENA_MAX) {
         return;
     }
     let arenas = crate::config::cores().clamp(1, 64) as libc::c_int;

@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clipline_core::manifest::RunStatus;
 use clipline_core::storage::Store;
 use serde::{Deserialize, Serialize};
 
@@ -116,11 +117,46 @@ impl Partition {
     }
 }
 
+/// How a partition's worker ended, as `status.json` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerEnd {
+    /// Its run completed, no input failed.
+    Completed,
+    /// Its run completed, some inputs failed (rows of the `videos` table).
+    CompletedWithFailures,
+    /// It was stopped, or another worker took the partition over.
+    Interrupted,
+    /// It stopped on an error (recorded beside).
+    Failed,
+}
+
+impl From<RunStatus> for WorkerEnd {
+    fn from(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Completed => WorkerEnd::Completed,
+            RunStatus::CompletedWithFailures => WorkerEnd::CompletedWithFailures,
+            RunStatus::Interrupted => WorkerEnd::Interrupted,
+        }
+    }
+}
+
+impl fmt::Display for WorkerEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkerEnd::Completed => "completed",
+            WorkerEnd::CompletedWithFailures => "completed_with_failures",
+            WorkerEnd::Interrupted => "interrupted",
+            WorkerEnd::Failed => "failed",
+        })
+    }
+}
+
 /// How a partition's last worker ended: `status.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartitionStatus {
-    /// `completed`, `completed_with_failures`, `interrupted` or `failed`.
-    pub status: String,
+    /// How it ended.
+    pub status: WorkerEnd,
     /// The error that stopped a failed worker.
     pub error: Option<String>,
     /// Inputs in the partition.
@@ -133,8 +169,8 @@ pub struct PartitionStatus {
 
 impl PartitionStatus {
     /// A status now, on this host.
-    pub fn now(status: &str, error: Option<String>, inputs: u64) -> Self {
-        Self { status: status.into(), error, inputs, host: host_name(), finished_at: unix_ms() / 1000 }
+    pub fn now(status: WorkerEnd, error: Option<String>, inputs: u64) -> Self {
+        Self { status, error, inputs, host: host_name(), finished_at: unix_ms() / 1000 }
     }
 
     /// Write it.

@@ -85,6 +85,7 @@ impl Timeline {
 
 /// Why a file cannot be used, in terms a user can act on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProbeError {
     /// ffprobe does not recognise the data as media.
     #[error("not a readable video: {0}")]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clipline_core::cache::cache_dir;
-use clipline_core::ids::hash_parts;
-use clipline_core::manifest::{encode, RunRow, Table, Timestamp};
+use clipline_core::ids::fingerprint_parts;
+use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, RunRow, RunStatus, SampleStatus, Table, Timestamp, VideoStatus};
 use clipline_core::storage::Store;
 use futures::StreamExt;
 use indicatif::MultiProgress;
@@ -20,32 +20,11 @@ use crate::shards::ShardSink;
 use crate::commit::{CommitError, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
-use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, PARTITIONS_DIR};
+use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, WorkerEnd, PARTITIONS_DIR};
 use crate::plan_cmd::{chunk_keys, read_plan};
 use crate::runtime::{Cancel, StageLimits, Stages};
 use crate::sources::{discover, Fetcher, Source};
 use crate::tools::Tools;
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Every input committed, none failed.
-    Completed,
-    /// Every input committed, some failed (see the `videos` table).
-    CompletedWithFailures,
-    /// Stopped by Ctrl-C; started again, it resumes.
-    Interrupted,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Completed => "completed",
-            RunStatus::CompletedWithFailures => "completed_with_failures",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-}
 
 /// What a run did.
 #[derive(Debug)]
@@ -69,31 +48,38 @@ pub struct RunSummary {
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.committed;
-        let n = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
-        let processed: u64 = c.videos.values().sum();
+        let processed = c.videos.total();
         let of = self.partition.map(|p| format!(" (partition {p})")).unwrap_or_default();
         writeln!(f, "clipline run{of} {}: {} inputs, {} already done, {} processed in {:.1} s", self.status.as_str(), self.inputs, self.resumed, processed, self.wall_s)?;
         writeln!(
             f,
             "  videos: {} ok, {} partial, {} skipped, {} failed, {} duplicate",
-            n(&c.videos, "ok"),
-            n(&c.videos, "partial"),
-            n(&c.videos, "skipped"),
-            n(&c.videos, "failed"),
-            n(&c.videos, "duplicate")
+            c.videos.of(VideoStatus::Ok),
+            c.videos.of(VideoStatus::Partial),
+            c.videos.of(VideoStatus::Skipped),
+            c.videos.of(VideoStatus::Failed),
+            c.videos.of(VideoStatus::Duplicate)
         )?;
-        let clips: u64 = c.clips.values().sum();
-        writeln!(f, "  shots: {}; clips: {} ({} ok, {} filtered, {} failed)", c.shots, clips, n(&c.clips, "ok"), n(&c.clips, "filtered"), n(&c.clips, "failed"))?;
+        let clips = &c.clips;
+        writeln!(
+            f,
+            "  shots: {}; clips: {} ({} ok, {} filtered, {} failed)",
+            c.shots,
+            clips.total(),
+            clips.of(ClipStatus::Ok),
+            clips.of(ClipStatus::Filtered),
+            clips.of(ClipStatus::Failed)
+        )?;
         if !c.captions.is_empty() {
-            writeln!(f, "  captions: {} ok, {} failed", n(&c.captions, "ok"), n(&c.captions, "failed"))?;
+            writeln!(f, "  captions: {} ok, {} failed", c.captions.of(CaptionStatus::Ok), c.captions.of(CaptionStatus::Failed))?;
         }
         if !c.samples.is_empty() {
             writeln!(
                 f,
                 "  samples: {} ok, {} skipped, {} failed; {} shards, {:.1} MiB",
-                n(&c.samples, "ok"),
-                n(&c.samples, "skipped"),
-                n(&c.samples, "failed"),
+                c.samples.of(SampleStatus::Ok),
+                c.samples.of(SampleStatus::Skipped),
+                c.samples.of(SampleStatus::Failed),
                 c.shards,
                 c.shard_bytes as f64 / (1 << 20) as f64
             )?;
@@ -102,7 +88,7 @@ impl fmt::Display for RunSummary {
         for (uri, kind, message) in &c.failures {
             writeln!(f, "  failed [{kind}] {uri}: {message}")?;
         }
-        let unlisted = n(&c.videos, "failed").saturating_sub(c.failures.len() as u64);
+        let unlisted = c.videos.of(VideoStatus::Failed).saturating_sub(c.failures.len() as u64);
         if unlisted > 0 {
             writeln!(f, "  ... and {unlisted} more failed inputs: see the videos table (status = 'failed')")?;
         }
@@ -232,11 +218,11 @@ async fn run_partition(config: Config, work: Work, partition: Partition, output:
     heartbeat.abort();
     let lost = heartbeat.await.is_ok_and(|lost| lost);
     let status = match &result {
-        _ if lost => Some(PartitionStatus::now("interrupted", Some("another worker took the partition over".into()), inputs)),
+        _ if lost => Some(PartitionStatus::now(WorkerEnd::Interrupted, Some("another worker took the partition over".into()), inputs)),
         // Everything was published by an earlier `clipline commit`: leave nothing to publish.
         Ok(summary) if summary.resumed == summary.inputs && output.list(&partition.commits_dir()).await?.is_empty() => None,
-        Ok(summary) => Some(PartitionStatus::now(summary.status.as_str(), None, inputs)),
-        Err(e) => Some(PartitionStatus::now("failed", Some(crate::logging::error_line(e)), inputs)),
+        Ok(summary) => Some(PartitionStatus::now(summary.status.into(), None, inputs)),
+        Err(e) => Some(PartitionStatus::now(WorkerEnd::Failed, Some(crate::logging::error_line(e)), inputs)),
     };
     if let Some(status) = status
         && let Err(e) = status.write(&output, partition).await
@@ -319,7 +305,7 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
                 outcome.filter_text_area(max_text_area);
             }
             if let Some(stage) = embedder {
-                let captions = outcome.captions.iter().filter(|c| c.status == "ok").map(|c| (c.clip_id.clone(), c.caption.clone())).collect();
+                let captions = outcome.captions.iter().filter(|c| c.status == CaptionStatus::Ok).map(|c| (c.clip_id.clone(), c.caption.clone())).collect();
                 outcome.samples = stage.embed(std::mem::take(&mut outcome.embed_inputs), captions).await?;
             }
             anyhow::Ok(outcome)
@@ -347,7 +333,7 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
     ingest.stages.finish();
 
     let committed = committer.committed.clone();
-    let failed = committed.videos.get("failed").copied().unwrap_or(0);
+    let failed = committed.videos.of(VideoStatus::Failed);
     let status = match (interrupted, failed) {
         (true, _) => RunStatus::Interrupted,
         (false, 0) => RunStatus::Completed,
@@ -364,19 +350,19 @@ fn nonzero_or_cores(n: usize) -> usize {
 }
 
 async fn record_run(output: &Store, config: &Config, settings_hash: &str, started_at: Timestamp, s: &RunSummary) -> anyhow::Result<()> {
-    let run_id = hash_parts([started_at.0.to_le_bytes().to_vec(), std::process::id().to_le_bytes().to_vec()])[..16].to_string();
+    let run_id = fingerprint_parts([started_at.0.to_le_bytes().to_vec(), std::process::id().to_le_bytes().to_vec()]);
     let c = &s.committed;
-    let count = |k: &str| c.videos.get(k).copied().unwrap_or(0) as i64;
+    let count = |status| c.videos.of(status) as i64;
     let row = RunRow {
         run_id: run_id.clone(),
         started_at,
         finished_at: Timestamp::now(),
-        status: s.status.as_str().into(),
+        status: s.status,
         inputs: s.inputs as i64,
         inputs_resumed: s.resumed as i64,
-        videos_ok: count("ok") + count("partial"),
-        videos_failed: count("failed"),
-        clips: c.clips.values().sum::<u64>() as i64,
+        videos_ok: count(VideoStatus::Ok) + count(VideoStatus::Partial),
+        videos_failed: count(VideoStatus::Failed),
+        clips: c.clips.total() as i64,
         frames_decoded: c.frames as i64,
         wall_s: s.wall_s,
         settings_hash: settings_hash.into(),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use clipline_core::manifest::{SampleRow, ShardRow, Timestamp};
+use clipline_core::manifest::{SampleRow, SampleStatus, ShardRow, Timestamp};
 use clipline_core::storage::Store;
 use clipline_shard::format::checksum_hex;
 use clipline_shard::{shard_key, EncodedSample, FinishedShard, ShardError, ShardWriter};
@@ -78,7 +78,7 @@ impl ShardSink {
                 match tokio::task::block_in_place(|| self.writer.push(&encoded)) {
                     Ok(closed) => finished.extend(closed),
                     Err(e @ ShardError::TooLarge { .. }) => {
-                        row.status = "failed".into();
+                        row.status = SampleStatus::Failed;
                         row.error = Some(e.to_string());
                     }
                     Err(e) => return Err(e),

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clipline_core::env;
+
 /// The external programs clipline drives.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -40,8 +42,8 @@ impl Tools {
     /// When either is missing.
     pub fn locate() -> Result<Self, ToolMissing> {
         Ok(Self {
-            ffmpeg: find("ffmpeg", "CLIPLINE_FFMPEG")?,
-            ffprobe: find("ffprobe", "CLIPLINE_FFPROBE")?,
+            ffmpeg: find("ffmpeg", env::CLIPLINE_FFMPEG)?,
+            ffprobe: find("ffprobe", env::CLIPLINE_FFPROBE)?,
             memory_limit: None,
         })
     }
@@ -49,7 +51,7 @@ impl Tools {
     /// Run processes on inputs with at most `mib` MiB of data memory each (0: no limit). Without
     /// `prlimit` on `PATH` the limit cannot be applied; that is logged once, here.
     pub fn with_memory_limit(mut self, mib: u64) -> Self {
-        self.memory_limit = match (mib, find("prlimit", "CLIPLINE_PRLIMIT")) {
+        self.memory_limit = match (mib, find("prlimit", env::CLIPLINE_PRLIMIT)) {
             (0, _) => None,
             (_, Ok(prlimit)) => Some((prlimit, mib << 20)),
             (_, Err(_)) => {
@@ -87,11 +89,10 @@ pub fn ran_out_of_memory(message: &str) -> bool {
 }
 
 fn find(name: &'static str, var: &'static str) -> Result<PathBuf, ToolMissing> {
-    if let Some(path) = std::env::var_os(var) {
-        let path = PathBuf::from(path);
+    if let Some(path) = env::path(var) {
         return if path.is_file() { Ok(path) } else { Err(ToolMissing { name, var }) };
     }
-    std::env::var_os("PATH")
+    env::raw("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
@@ -101,6 +102,7 @@ fn find(name: &'static str, var: &'static str) -> Result<PathBuf, ToolMissing> {
 
 /// Why a watched process was stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Stopped {
     /// It produced nothing for too long.
     #[error("made no progress for {0} s and was killed")]
@@ -254,6 +256,7 @@ pub fn run_limited(mut cmd: Command, limits: Limits, cancel: Arc<AtomicBool>) ->
 
 /// A process that could not be run to completion.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// It could not be started.
     #[error("{0}")]

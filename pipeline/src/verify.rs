@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use clipline_core::manifest::commits::{markers, read_committed};
-use clipline_core::manifest::SampleRow;
+use clipline_core::manifest::{SampleRow, SampleStatus};
 use clipline_core::storage::Store;
 use clipline_shard::dataset::location;
 use clipline_shard::{verify_shard, SHARDS_DIR};
@@ -45,7 +45,7 @@ pub async fn verify_output(store: &Store, bar: &ProgressBar) -> clipline_core::R
     let mut shard_keys: Vec<String> = markers(store).await?.into_iter().flat_map(|m| m.shards).collect();
     shard_keys.sort();
     let mut by_shard: HashMap<String, Vec<SampleRow>> = HashMap::new();
-    for row in read_committed::<SampleRow>(store).await?.into_iter().filter(|r| r.status == "ok") {
+    for row in read_committed::<SampleRow>(store).await?.into_iter().filter(|r| r.status == SampleStatus::Ok) {
         match &row.shard {
             Some(shard) => by_shard.entry(shard.clone()).or_default().push(row),
             None => v.problems.push(format!("sample {}: an ok sample with no shard", row.sample_id)),

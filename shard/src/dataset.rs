@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use clipline_core::manifest::commits::read_committed;
-use clipline_core::manifest::{SampleRow, ShardRow};
+use clipline_core::manifest::{SampleRow, SampleStatus, ShardRow};
 use bytes::Bytes;
 use clipline_core::storage::Store;
 
@@ -41,7 +41,7 @@ impl Dataset {
     pub async fn open(store: Store) -> Result<Self, ShardError> {
         let rows = read_committed::<SampleRow>(&store).await?;
         let mut by_id = HashMap::new();
-        for row in rows.iter().filter(|r| r.status == "ok") {
+        for row in rows.iter().filter(|r| r.status == SampleStatus::Ok) {
             by_id.insert(row.sample_id.clone(), location(row).map_err(|message| ShardError::Sample { sample: row.sample_id.clone(), message })?);
         }
         let shard_bytes = read_committed::<ShardRow>(&store).await?.into_iter().map(|r| (r.shard, r.bytes.max(0) as u64)).collect();

@@ -192,7 +192,7 @@ fn cloud_options(store: &Store, options: &StoreOptions) -> Result<Option<CloudOp
         return Ok(None);
     }
     let mut config: Vec<(String, String)> = Vec::new();
-    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+    if let Some(endpoint) = clipline_core::env::aws_endpoint() {
         config.push(("aws_endpoint".into(), endpoint));
     }
     config.extend(options.s3.iter().cloned());

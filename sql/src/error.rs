@@ -2,6 +2,7 @@
 
 /// An error of `clipline sql` and the report.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SqlError {
     /// No output was given.
     #[error("no output to query: pass --data OUTPUT (a path, file://, s3://bucket/prefix), several times for several runs")]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clipline_core::manifest::{CaptionRow, ClipRow, SampleRow, ShardRow, VideoRow};
+use clipline_core::manifest::{CaptionRow, CaptionStatus, ClipRow, ClipStatus, SampleRow, ShardRow, VideoRow, VideoStatus};
 use clipline_testkit::Need;
 use serde_json::Value;
 
@@ -57,13 +57,13 @@ fn every_ready_query_answers_on_the_demo() {
     let captions: Vec<CaptionRow> = rows(demo);
     let samples: Vec<SampleRow> = rows(demo);
     let shards: Vec<ShardRow> = rows(demo);
-    let ok = clips.iter().filter(|c| c.status == "ok").count() as i64;
+    let ok = clips.iter().filter(|c| c.status == ClipStatus::Ok).count() as i64;
 
     let overview = ready(demo, "overview");
     assert_eq!(overview[0]["inputs"].as_i64(), Some(videos.len() as i64));
     assert_eq!(overview[0]["clips"].as_i64(), Some(clips.len() as i64));
     assert_eq!(overview[0]["clips_ok"].as_i64(), Some(ok));
-    let hours: f64 = clips.iter().filter(|c| c.status == "ok").map(|c| c.duration_s).sum::<f64>() / 3600.0;
+    let hours: f64 = clips.iter().filter(|c| c.status == ClipStatus::Ok).map(|c| c.duration_s).sum::<f64>() / 3600.0;
     assert!((overview[0]["hours_ok"].as_f64().unwrap() - hours).abs() < 1e-9);
 
     for name in ["clips_per_source", "duration_histogram", "resolution_histogram", "fps_histogram", "aspect_histogram"] {
@@ -83,14 +83,14 @@ fn every_ready_query_answers_on_the_demo() {
         assert!(example.starts_with(r["filter"].as_str().unwrap_or_default()), "{r}");
     }
 
-    let ok_captions: Vec<&CaptionRow> = captions.iter().filter(|c| c.status == "ok").collect();
+    let ok_captions: Vec<&CaptionRow> = captions.iter().filter(|c| c.status == CaptionStatus::Ok).collect();
     assert!(!ok_captions.is_empty(), "the demo is captioned");
     assert_eq!(sum(&ready(demo, "caption_lengths"), "captions"), ok_captions.len() as i64);
     let scored = captions.iter().filter(|c| c.text_area.is_some()).count() as i64;
     assert_eq!(sum(&ready(demo, "text_area_histogram"), "captions"), scored);
     let flags = ready(demo, "caption_flags");
     let flag = |name: &str| flags.iter().find(|r| r["flag"] == name).map_or(0, |r| r["captions"].as_i64().unwrap());
-    assert_eq!(flag("failed"), captions.iter().filter(|c| c.status == "failed").count() as i64);
+    assert_eq!(flag("failed"), captions.iter().filter(|c| c.status == CaptionStatus::Failed).count() as i64);
     assert_eq!(flag("truncated"), captions.iter().filter(|c| c.truncated).count() as i64);
 
     assert_eq!(sum(&ready(demo, "bucket_coverage"), "samples"), samples.len() as i64);
@@ -99,7 +99,7 @@ fn every_ready_query_answers_on_the_demo() {
     assert_eq!(shard_sizes[0]["bytes"].as_i64(), Some(shards.iter().map(|s| s.bytes).sum()));
     assert!(shard_sizes[0]["compression_ratio"].as_f64().unwrap() > 1.0);
 
-    let failed = videos.iter().filter(|v| v.status == "failed" || v.status == "partial").count();
+    let failed = videos.iter().filter(|v| v.status == VideoStatus::Failed || v.status == VideoStatus::Partial).count();
     assert_eq!(ready(demo, "failed_inputs").len(), failed);
     assert!(!ready(demo, "runs").is_empty());
 }
@@ -208,7 +208,7 @@ fn the_report_renders_in_headless_chromium_with_its_charts_and_frames() {
     let frames = std::fs::read_dir(report.join("frames")).unwrap().count();
     assert!(charts >= 10 && frames > 0, "{charts} charts, {frames} frames");
     let captions: Vec<CaptionRow> = rows(demo);
-    assert!(captions.iter().any(|c| c.status == "ok" && html.contains(&c.caption)), "captions on the contact sheet");
+    assert!(captions.iter().any(|c| c.status == CaptionStatus::Ok && html.contains(&c.caption)), "captions on the contact sheet");
 
     let Some(chromium) = tool("chromium", &["--version"]) else { return };
     let dom = output(

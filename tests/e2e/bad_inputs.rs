@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clipline_core::manifest::{ClipRow, VideoRow};
+use clipline_core::manifest::{ClipRow, ClipStatus, VideoRow};
 
 use crate::support::{clipline, ffmpeg, ingest, lavfi_video, output, rows, run_command};
 
@@ -107,7 +107,7 @@ fn clips_whose_files_cannot_be_written_keep_their_rows_with_the_reason() {
     let clips: Vec<ClipRow> = rows(&out_dir);
     assert_eq!(clips.len(), 3);
     for clip in &clips {
-        assert_eq!(clip.status, "failed");
+        assert_eq!(clip.status, ClipStatus::Failed);
         let reason = clip.filter_reason.as_deref().unwrap();
         assert!(reason.contains(&clip.clip_id) && reason.contains("no_such_encoder"), "{reason}");
         assert_eq!(clip.clip_uri, None);
@@ -171,7 +171,7 @@ fn unusual_but_valid_inputs_are_processed_and_a_header_only_file_is_named() {
     assert_eq!(row("ten_bit.mp4").pix_fmt.as_deref(), Some("yuv420p10le"));
     assert_eq!((row("odd.mkv").width, row("odd.mkv").height), (Some(191), Some(107)));
     let clips: Vec<ClipRow> = rows(&out_dir);
-    assert_eq!(clips.iter().filter(|c| c.status == "ok" && c.clip_uri.is_some()).count(), 4, "every valid input's clip file is written");
+    assert_eq!(clips.iter().filter(|c| c.status == ClipStatus::Ok && c.clip_uri.is_some()).count(), 4, "every valid input's clip file is written");
 }
 
 #[test]

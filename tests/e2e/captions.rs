@@ -2,7 +2,7 @@
 //! the prompt's hash, resumed runs caption nothing twice, and a model that cannot load stops the
 //! run before any video is read, naming the model.
 
-use clipline_core::manifest::{CaptionRow, ClipRow};
+use clipline_core::manifest::{CaptionRow, CaptionStatus, ClipRow, ClipStatus};
 
 use crate::support::{clipline, ingest, lavfi_video, output, rows, tree};
 
@@ -20,12 +20,12 @@ fn every_clip_gets_one_caption_and_a_rerun_adds_none() {
     let captions: Vec<CaptionRow> = rows(&out);
     let mut ids: Vec<&str> = captions.iter().map(|c| c.clip_id.as_str()).collect();
     ids.sort();
-    let mut want: Vec<&str> = clips.iter().filter(|c| c.status == "ok").map(|c| c.clip_id.as_str()).collect();
+    let mut want: Vec<&str> = clips.iter().filter(|c| c.status == ClipStatus::Ok).map(|c| c.clip_id.as_str()).collect();
     want.sort();
     assert!(want.len() >= 2);
     assert_eq!(ids, want);
     for c in &captions {
-        assert_eq!(c.status, "ok", "{:?}", c.error);
+        assert_eq!(c.status, CaptionStatus::Ok, "{:?}", c.error);
         assert!(!c.caption.is_empty() && c.tokens > 0 && c.latency_ms > 0.0);
         assert_eq!(c.frame_positions, "0.1,0.9");
         assert!(c.model_id.starts_with("tiny-captioner-") && c.model_id.contains('@'));
@@ -85,11 +85,11 @@ fn clips_full_of_text_are_scored_and_filtered() {
         let area = caption.text_area.expect("every caption has a text area");
         if clip.source_uri.ends_with("slide.mp4") {
             assert!(area > 0.1, "{area}");
-            assert_eq!(clip.status, "filtered");
+            assert_eq!(clip.status, ClipStatus::Filtered);
             assert!(clip.filter_reason.as_deref().unwrap().contains("filters.max_text_area"), "{:?}", clip.filter_reason);
         } else {
             assert!(area < 0.01, "{area}");
-            assert_eq!(clip.status, "ok");
+            assert_eq!(clip.status, ClipStatus::Ok);
         }
     }
 }
@@ -108,7 +108,7 @@ fn a_smolvlm_layout_model_captions_in_the_dataflow() {
     let captions: Vec<CaptionRow> = rows(&out);
     assert!(!captions.is_empty());
     for c in &captions {
-        assert_eq!(c.status, "ok", "{:?}", c.error);
+        assert_eq!(c.status, CaptionStatus::Ok, "{:?}", c.error);
         assert!(c.model_id.starts_with("tiny-smolvlm@") && c.tokens > 0 && c.tokens <= 8, "{c:?}");
     }
 }

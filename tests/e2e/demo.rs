@@ -1,7 +1,7 @@
 //! The README's main job: the demo's synthetic videos have known shots, and clipline must find
 //! them exactly.
 
-use clipline_core::manifest::{CaptionRow, ClipRow, ShotRow, VideoRow};
+use clipline_core::manifest::{CaptionRow, CaptionStatus, ClipRow, ClipStatus, ShotRow, VideoRow, VideoStatus};
 use serde_json::Value;
 
 use crate::support::{count_frames, demo, rows};
@@ -20,11 +20,11 @@ fn demo_finds_every_known_shot_and_writes_exact_clips() {
         let file = video["file"].as_str().unwrap();
         let row = videos.iter().find(|v| v.source_uri.ends_with(&format!("/{file}"))).unwrap();
         if let Some(original) = video["copy_of"].as_str() {
-            assert_eq!(row.status, "duplicate");
+            assert_eq!(row.status, VideoStatus::Duplicate);
             assert!(row.duplicate_of.as_deref().unwrap().ends_with(original));
             continue;
         }
-        assert_eq!(row.status, "ok", "{file}: {:?}", row.error);
+        assert_eq!(row.status, VideoStatus::Ok, "{file}: {:?}", row.error);
         assert_eq!(row.decoded_frames, Some(video["frames"].as_i64().unwrap()), "{file}");
         let found: Vec<&ShotRow> = shots.iter().filter(|s| s.source_uri == row.source_uri).collect();
         let segments: Vec<&Value> = video["segments"].as_array().unwrap().iter().filter(|s| s["blank"] == false).collect();
@@ -42,9 +42,9 @@ fn demo_finds_every_known_shot_and_writes_exact_clips() {
 
     let clips: Vec<ClipRow> = rows(dir.as_path());
     assert!(clips.iter().all(|c| (15..=200).contains(&c.num_frames)));
-    let ok: Vec<&ClipRow> = clips.iter().filter(|c| c.status == "ok").collect();
+    let ok: Vec<&ClipRow> = clips.iter().filter(|c| c.status == ClipStatus::Ok).collect();
     assert!(ok.len() >= 7, "{} ok clips", ok.len());
-    assert!(clips.iter().any(|c| c.status == "filtered" && c.filter_reason.as_deref().unwrap().starts_with("static")));
+    assert!(clips.iter().any(|c| c.status == ClipStatus::Filtered && c.filter_reason.as_deref().unwrap().starts_with("static")));
     for clip in ok {
         let file = clip.clip_uri.as_deref().unwrap().trim_start_matches("file://");
         assert_eq!(count_frames(std::path::Path::new(file)) as i64, clip.num_frames, "{file}");
@@ -65,9 +65,9 @@ fn demo_captions_the_known_shapes() {
     let truth: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.as_path().join("inputs/truth.json")).unwrap()).unwrap();
     let clips: Vec<ClipRow> = rows(dir.as_path());
     let captions: Vec<CaptionRow> = rows(dir.as_path());
-    let ok_clips = clips.iter().filter(|c| c.status == "ok").count();
+    let ok_clips = clips.iter().filter(|c| c.status == ClipStatus::Ok).count();
     assert_eq!(captions.len(), ok_clips, "one caption per clip that was not filtered");
-    assert!(captions.iter().all(|c| c.status == "ok" && c.model_id.starts_with("tiny-captioner-") && c.prompt_hash.len() == 16));
+    assert!(captions.iter().all(|c| c.status == CaptionStatus::Ok && c.model_id.starts_with("tiny-captioner-") && c.prompt_hash.len() == 16));
     assert!(captions.iter().all(|c| c.frame_positions == "0.2,0.5,0.8" && !c.truncated && c.tokens > 0));
     assert!(captions.iter().all(|c| c.text_area.is_some_and(|a| a < 0.05)), "the demo's drawn shapes hold no text");
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use clipline_core::manifest::{ClipRow, VideoRow};
+use clipline_core::manifest::{ClipRow, VideoRow, VideoStatus};
 
 use crate::support::{clipline, lavfi_video, output, rows, LocalServer};
 
@@ -33,7 +33,7 @@ fn http_inputs_are_fetched_and_recognised_as_the_same_video() {
     let by_url = videos.iter().find(|v| v.source_uri == url).unwrap();
     let by_path = videos.iter().find(|v| v.source_uri.starts_with("file://")).unwrap();
     assert_eq!(by_url.video_id, by_path.video_id, "same bytes, same id");
-    assert_eq!(by_path.status, "ok", "file:// sorts first and is processed");
+    assert_eq!(by_path.status, VideoStatus::Ok, "file:// sorts first and is processed");
     assert_eq!((by_url.status.as_str(), by_url.duplicate_of.as_deref()), ("duplicate", Some(by_path.source_uri.as_str())));
     let clips: Vec<ClipRow> = rows(&out_dir);
     assert_eq!(clips.len(), 1);
@@ -56,8 +56,8 @@ fn credentials_in_input_urls_reach_neither_manifests_nor_logs() {
     for secret in ["hunter2", "AKIDSECRET", "deadbeef"] {
         assert!(!everything.contains(secret), "{secret} leaked: {everything}");
     }
-    let ok = videos.iter().find(|v| v.status == "ok").expect("the URL with credentials was fetched");
+    let ok = videos.iter().find(|v| v.status == VideoStatus::Ok).expect("the URL with credentials was fetched");
     assert_eq!(ok.source_uri, format!("http://reader:***@127.0.0.1:{port}/clip.mp4?X-Amz-Credential=***&X-Amz-Signature=***&part=1"));
-    let failed = videos.iter().find(|v| v.status == "failed").unwrap();
+    let failed = videos.iter().find(|v| v.status == VideoStatus::Failed).unwrap();
     assert!(failed.error.as_deref().unwrap_or_default().contains("gone.mp4"), "{failed:?}");
 }

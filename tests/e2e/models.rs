@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use clipline_core::manifest::CaptionRow;
+use clipline_core::manifest::{CaptionRow, CaptionStatus};
 
 use crate::support::{clipline, lavfi_video, output, rows, LocalServer};
 
@@ -98,7 +98,7 @@ fn hub_models_resume_are_checked_and_captions_use_them_by_id() {
     );
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let captions: Vec<CaptionRow> = rows(&out_dir);
-    assert!(!captions.is_empty() && captions.iter().all(|c| c.status == "ok" && c.model_id.starts_with("vit-gpt2-image-captioning@")), "{captions:?}");
+    assert!(!captions.is_empty() && captions.iter().all(|c| c.status == CaptionStatus::Ok && c.model_id.starts_with("vit-gpt2-image-captioning@")), "{captions:?}");
 
     // A model not pulled is named with the command that fetches it.
     let missing = output(clipline().args(["run", "--caption-model", "smolvlm-256m-instruct", "--input"]).arg(&video).arg("--output").arg(dir.path().join("o2")).env("CLIPLINE_CACHE", &cache).env("CLIPLINE_ORT_LIB", &runtime));

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use clipline_core::manifest::{ClipRow, SampleRow, ShardRow};
+use clipline_core::manifest::{ClipRow, ClipStatus, SampleRow, SampleStatus, ShardRow};
 use clipline_core::storage::Store;
 use clipline_shard::{Dataset, SampleDecoder};
 
@@ -53,11 +53,11 @@ fn every_clip_gets_a_video_and_an_image_sample_read_back_through_the_reader() {
     let clips: Vec<ClipRow> = rows(&out);
     let samples: Vec<SampleRow> = rows(&out);
     let shards: Vec<ShardRow> = rows(&out);
-    let ok_clips = clips.iter().filter(|c| c.status == "ok").count();
+    let ok_clips = clips.iter().filter(|c| c.status == ClipStatus::Ok).count();
     assert!(ok_clips >= 2);
     assert_eq!(samples.len(), 2 * ok_clips, "a video and an image sample per clip");
     for s in &samples {
-        assert_eq!(s.status, "ok", "{:?}", s.error);
+        assert_eq!(s.status, SampleStatus::Ok, "{:?}", s.error);
         let frames = if s.kind == "image" { 1 } else { s.frames };
         assert!(s.bucket.starts_with(&format!("64p-{frames}f-")), "{}", s.bucket);
         assert_eq!(s.latent_shape, vec![frames, 4, s.height / 8, s.width / 8]);
@@ -104,7 +104,7 @@ fn a_causal_video_vae_encodes_whole_clips_in_chunks() {
     let samples: Vec<SampleRow> = rows(&out);
     assert!(samples.iter().any(|s| s.kind == "video" && s.frames == 17), "a clip longer than the export's 9 frames");
     for s in &samples {
-        assert_eq!(s.status, "ok", "{:?}", s.error);
+        assert_eq!(s.status, SampleStatus::Ok, "{:?}", s.error);
         assert!(s.vae_id.starts_with("tiny-video-vae-"));
         let latent_frames = if s.kind == "image" { 1 } else { 1 + (s.frames - 1) / 4 };
         assert_eq!(s.latent_shape, vec![latent_frames, 4, s.height / 8, s.width / 8]);
@@ -153,7 +153,7 @@ fn clips_smaller_than_every_bucket_get_skipped_rows_saying_so() {
     let samples: Vec<SampleRow> = rows(&out);
     assert!(!samples.is_empty());
     for s in &samples {
-        assert_eq!(s.status, "skipped");
+        assert_eq!(s.status, SampleStatus::Skipped);
         let error = s.error.as_deref().unwrap();
         assert!(error.contains(&s.clip_id) && error.contains("192x108") && error.contains("smaller than every bucket"), "{error}");
         assert!(s.shard.is_none());

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode, Table};
+use super::{decode, Table, VideoStatus};
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -73,7 +73,7 @@ pub struct MarkedSource {
     /// Its content id (absent when unreadable).
     pub video_id: Option<String>,
     /// Its status.
-    pub status: String,
+    pub status: VideoStatus,
 }
 
 /// Every commit marker of an output.

@@ -1,7 +1,7 @@
 //! The tables: `videos`, `shots`, `clips`, `captions`, `samples`, `shards`, `runs`. Column meanings and units are in
 //! `docs/MANIFESTS.md`; keep the two in step.
 
-use super::Timestamp;
+use super::{CaptionStatus, ClipStatus, RunStatus, SampleStatus, Timestamp, VideoStatus};
 use crate::table;
 
 table! {
@@ -12,7 +12,7 @@ table! {
         /// The input as given (normalised URI).
         pub source_uri: String,
         /// `ok`, `partial`, `skipped`, `failed` or `duplicate`.
-        pub status: String,
+        pub status: VideoStatus,
         /// Machine-readable reason class for anything but `ok`.
         pub error_kind: Option<String>,
         /// Human-readable reason, naming the problem.
@@ -60,7 +60,7 @@ impl VideoRow {
         Self {
             video_id: None,
             source_uri: source_uri.to_string(),
-            status: "ok".into(),
+            status: VideoStatus::Ok,
             error_kind: None,
             error: None,
             duplicate_of: None,
@@ -155,8 +155,8 @@ table! {
         pub phash: String,
         /// Whether motion is below the static threshold.
         pub is_static: bool,
-        /// `ok` or `filtered`.
-        pub status: String,
+        /// `ok`, `filtered` or `failed`.
+        pub status: ClipStatus,
         /// For `filtered`: which filter and the value that tripped it.
         pub filter_reason: Option<String>,
         /// URI of the re-encoded clip file, when written.
@@ -180,7 +180,7 @@ table! {
         /// When it ended (UTC).
         pub finished_at: Timestamp,
         /// `completed`, `completed_with_failures` or `interrupted`.
-        pub status: String,
+        pub status: RunStatus,
         /// Inputs discovered.
         pub inputs: i64,
         /// Inputs already committed by earlier runs and skipped.
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn nullable_columns_keep_their_nulls() {
         let row = VideoRow {
-            status: "failed".into(),
+            status: VideoStatus::Failed,
             error_kind: Some("unreachable".into()),
             error: Some("connection refused".into()),
             has_audio: Some(false),
@@ -265,7 +265,7 @@ table! {
         /// generation settings.
         pub prompt_hash: String,
         /// `ok` or `failed`.
-        pub status: String,
+        pub status: CaptionStatus,
         /// The caption (empty when failed).
         pub caption: String,
         /// Answers the prompt reserves for clips that cannot be described:
@@ -300,7 +300,7 @@ table! {
         /// `video` (frames sampled in time) or `image` (the middle frame).
         pub kind: String,
         /// `ok`, `skipped` (no bucket fits the clip) or `failed`.
-        pub status: String,
+        pub status: SampleStatus,
         /// Bucket name, `<resolution>-<frames>f-<aspect>` (e.g. `240p-33f-16:9`); empty when skipped.
         pub bucket: String,
         /// Frames encoded.

@@ -54,8 +54,8 @@ impl Hub {
 
     /// The endpoint and token from `HF_ENDPOINT` and `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`).
     pub fn from_env() -> (String, Option<String>) {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        (var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into()), var("HF_TOKEN").or_else(|| var("HUGGING_FACE_HUB_TOKEN")))
+        use clipline_core::env;
+        (env::text(env::HF_ENDPOINT).unwrap_or_else(|| DEFAULT_ENDPOINT.into()), env::hf_token())
     }
 
     /// The address of a file.

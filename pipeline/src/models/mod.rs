@@ -227,5 +227,5 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
 
 /// `HF_HUB_OFFLINE` set to a true value.
 pub fn offline_from_env() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    clipline_core::env::flag(clipline_core::env::HF_HUB_OFFLINE)
 }

@@ -36,7 +36,7 @@ struct Digests {
 
 /// The index from `CLIPLINE_PYPI_URL`, else PyPI.
 pub fn index_from_env() -> String {
-    std::env::var("CLIPLINE_PYPI_URL").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_INDEX.into())
+    clipline_core::env::text(clipline_core::env::CLIPLINE_PYPI_URL).unwrap_or_else(|| DEFAULT_INDEX.into())
 }
 
 /// Download `package==version`'s wheel into `downloads` (where an interrupted download

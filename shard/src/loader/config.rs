@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clipline_core::manifest::SampleRow;
+use clipline_core::manifest::{SampleRow, SampleStatus};
 use serde::{Deserialize, Serialize};
 
 use super::batch_size::BatchSizes;
@@ -71,7 +71,7 @@ impl DataConfig {
     pub fn select<'a>(&self, rows: impl IntoIterator<Item = &'a SampleRow>) -> Selection {
         let mut chosen: Vec<(&SampleRow, [u8; 8])> = rows
             .into_iter()
-            .filter(|r| r.status == "ok")
+            .filter(|r| r.status == SampleStatus::Ok)
             .filter(|r| self.kinds.is_empty() || self.kinds.contains(&r.kind))
             .filter(|r| r.frames >= self.min_frames && r.height >= self.min_height)
             .map(|r| {

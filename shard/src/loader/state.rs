@@ -66,9 +66,9 @@ impl Rank {
     /// When they are not numbers or the rank is out of range.
     pub fn from_env() -> Result<Self, LoaderError> {
         let read = |name: &str| -> Result<Option<usize>, LoaderError> {
-            match std::env::var(name) {
-                Ok(v) => v.trim().parse().map(Some).map_err(|_| LoaderError::Rank(format!("{name}={v:?} is not a number"))),
-                Err(_) => Ok(None),
+            match clipline_core::env::text(name) {
+                Some(v) => v.trim().parse().map(Some).map_err(|_| LoaderError::Rank(format!("{name}={v:?} is not a number"))),
+                None => Ok(None),
             }
         };
         match (read("RANK")?, read("WORLD_SIZE")?) {
