@@ -7,3 +7,21 @@ CLIPLINE_VENV="$CLIPLINE_CACHE/venv"
 # The ONNX Runtime release the `ort` crate is built for (onnx/src/library.rs WANTED_VERSION).
 ORT_VERSION=1.31.1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# cargo names a workspace crate's build the same in every checkout and judges it fresh by the
+# files' modification times, so in a target directory last built from another checkout (a CI
+# clone, a second worktree) this checkout's older files would pass for built, and the other
+# checkout's crates, with the paths compiled into them, would be linked. The scripts that build
+# call this first: when the target was last built elsewhere, this checkout's files are touched so
+# that its own crates are rebuilt (the dependencies' builds are shared as before).
+claim_target() {
+    local mark="$CARGO_TARGET_DIR/.clipline-checkout"
+    if [ -d "$CARGO_TARGET_DIR" ] && [ "$(cat "$mark" 2>/dev/null)" != "$REPO_ROOT" ]; then
+        echo "clipline: $CARGO_TARGET_DIR was last built from another checkout; this one's crates are rebuilt" >&2
+        if ! (cd "$REPO_ROOT" && git ls-files -z 2>/dev/null | xargs -0 -r touch -c); then
+            find "$REPO_ROOT" -path "$REPO_ROOT/.git" -prune -o -type f -exec touch -c {} +
+        fi
+    fi
+    mkdir -p "$CARGO_TARGET_DIR"
+    echo "$REPO_ROOT" > "$mark"
+}

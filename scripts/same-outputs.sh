@@ -33,6 +33,7 @@ side() {
         git -C "$REPO_ROOT" worktree add --quiet --detach "$src" "$rev"
     fi
     echo "same-outputs: building $name (${rev:-working tree})"
+    [ -n "$rev" ] || claim_target
     CARGO_TARGET_DIR="$target" cargo build --quiet --manifest-path "$src/Cargo.toml" --locked --bin clipline
     cp "$target/debug/clipline" "$work/clipline-$name"
     echo "same-outputs: $name: demo, then configs/demo.toml over $videos"

@@ -27,4 +27,5 @@ export CLIPLINE_REQUIRE_SLURM=1
 export CLIPLINE_VIDEOS="${CLIPLINE_VIDEOS:-$REPO_ROOT/../shared/videos}"
 export CLIPLINE_REQUIRE_FOOTAGE=1
 cd "$REPO_ROOT"
+claim_target
 exec cargo test --workspace --locked --no-fail-fast "$@"
