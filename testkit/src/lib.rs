@@ -34,7 +34,8 @@ pub enum Need {
 }
 
 impl Need {
-    /// Every kind, for the set-up check and the docs.
+    /// Every kind (the test below checks each has a variable of its own; scripts/test.sh sets
+    /// them all and must list a new one).
     pub const ALL: [Need; 7] = [Need::S3, Need::Slurm, Need::AnalystTools, Need::PythonReference, Need::TextEncoder, Need::TextDetector, Need::Footage];
 
     /// The variable that turns a skip for lack of this input into a failure.
