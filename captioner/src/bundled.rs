@@ -2,11 +2,7 @@
 //! machine caption without a download. It is the model `tests/models/make_captioner.py` trains
 //! on drawn shapes: it describes the demo's shapes and nothing else.
 
-use std::path::{Path, PathBuf};
-
-use clipline_onnx::model_dir::{resolve_model_dir, Bundled};
-
-use crate::CaptionError;
+use clipline_onnx::model_dir::Bundled;
 
 /// Name of the bundled model in configs.
 pub const TINY_CAPTIONER: &str = "bundled:tiny-captioner";
@@ -22,12 +18,3 @@ const FILES: [(&str, &[u8]); 6] = [
 
 /// The bundled captioner.
 pub const BUNDLED: Bundled = Bundled { name: "tiny-captioner", files: &FILES };
-
-/// The model directory a config's `model` names: the bundled model (written under `cache` on
-/// first use, in a directory named by its content) or a directory path.
-///
-/// # Errors
-/// When a bundled model cannot be written, or the name is neither bundled nor a directory.
-pub fn resolve_model(spec: &str, cache: &Path) -> Result<PathBuf, CaptionError> {
-    resolve_model_dir(spec, &[BUNDLED], cache, "caption model").map_err(CaptionError::ModelFiles)
-}

@@ -3,6 +3,24 @@
 
 use std::fmt;
 
+/// An error and its causes on one line, each part said once: object_store nests each layer's
+/// text inside the next (a failed S3 call repeats its request line at every layer), so the plain
+/// chain says the same thing four times before the root cause. For an `anyhow::Error`, pass
+/// `error.as_ref()`.
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        for part in e.to_string().split(": ") {
+            if !kept.iter().any(|k| k == part) {
+                kept.push(part.to_string());
+            }
+        }
+        next = e.source();
+    }
+    kept.join(": ")
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -76,5 +94,18 @@ impl Error {
 
     pub(crate) fn parquet(what: impl Into<String>, err: impl fmt::Display) -> Self {
         Error::Parquet { what: what.into(), message: err.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn a_nested_storage_error_says_each_part_once() {
+        let request = "Error performing GET http://h/b in 1s, after 5 retries - HTTP error";
+        let root = anyhow::anyhow!("tcp connect error: Connection refused (os error 111)");
+        let error = root.context(format!("{request}: tcp connect error")).context(format!("Generic S3 error: {request}")).context("storage error at s3://b/out");
+        assert_eq!(error_line(error.as_ref()), format!("storage error at s3://b/out: Generic S3 error: {request}: tcp connect error: Connection refused (os error 111)"));
     }
 }

@@ -20,8 +20,8 @@ use image::RgbImage;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use crate::model_queue::ModelQueue;
-use crate::models::{resolve_known, Role};
+use crate::model_queue::{ModelQueue, Weighed};
+use clipline_models::{resolve, Role};
 
 /// `[caption]`: the captioning model, its prompt, the frames it sees, generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +115,12 @@ pub struct ClipFrames {
     pub frames: Vec<RgbImage>,
 }
 
+impl Weighed for ClipFrames {
+    fn bytes(&self) -> usize {
+        self.frames.iter().map(|f| f.as_raw().len()).sum()
+    }
+}
+
 /// The running stage.
 pub struct CaptionStage {
     queue: ModelQueue<ClipFrames, CaptionRow>,
@@ -125,20 +131,18 @@ pub struct CaptionStage {
 }
 
 impl CaptionStage {
-    /// Load the model (failing early, before any video is read) and start the worker.
+    /// Load the model (failing early, before any video is read) and start the worker, which
+    /// admits `queue_bytes` of frames at once.
     ///
     /// # Errors
     /// When the model or prompt cannot be loaded.
-    pub fn start(config: &CaptionConfig, cache: &std::path::Path, bar: ProgressBar) -> anyhow::Result<Self> {
-        let model_dir = match resolve_known(&config.model, Role::Captioner, cache)? {
-            Some(dir) => dir,
-            None => bundled::resolve_model(&config.model, cache)?,
-        };
+    pub fn start(config: &CaptionConfig, cache: &std::path::Path, queue_bytes: usize, bar: ProgressBar) -> anyhow::Result<Self> {
+        let model_dir = resolve(&config.model, Role::Captioner, &[bundled::BUNDLED], cache, "caption.model")?;
         let session = SessionOptions { device: config.device, intra_threads: config.threads };
         let text_detector = match config.text_detector.as_str() {
             "" => None,
             spec => {
-                let path = resolve_known(spec, Role::TextDetector, cache)?.unwrap_or_else(|| spec.into());
+                let path = resolve(spec, Role::TextDetector, &[], cache, "caption.text_detector")?;
                 let detector = TextDetector::open(&path, &session, config.text.clone()).with_context(|| format!("cannot load caption.text_detector {spec}"))?;
                 Some(detector)
             }
@@ -161,7 +165,7 @@ impl CaptionStage {
         tracing::info!(model = %model_id, prompt = %prompt_hash, "caption model loaded");
         let positions = positions_text(&config.frame_positions);
         let mut worker = Worker { captioner, text_detector, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone() };
-        let queue = ModelQueue::start("captioner", config.batch_size, bar, move |clips| worker.caption(&clips))?;
+        let queue = ModelQueue::start("captioner", config.batch_size, queue_bytes, bar, move |clips| worker.caption(&clips))?;
         Ok(Self { queue, model_id, prompt_hash })
     }
 

@@ -22,13 +22,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use clipline_core::ids::hash_parts;
-use clipline_core::manifest::commits::{markers, markers_in, MarkedSource, Marker, COMMITS};
-use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, RunRow, SampleRow, SampleStatus, ShardRow, Table, VideoRow, VideoStatus, TABLES};
+use clipline_core::manifest::commits::{chunk_of_part, markers, markers_in, part_key, MarkedSource, Marker, COMMITS};
+use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, FailureKind, RunRow, SampleRow, SampleStatus, ShardRow, Table, VideoRow, VideoStatus, TABLES};
 use clipline_core::storage::Store;
+use clipline_shard::sink::ShardSink;
 use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
 
 use crate::ingest::VideoOutcome;
-use crate::shards::ShardSink;
 
 /// Failed inputs kept for the run summary; a run over millions of inputs must not hold (or
 /// print) every failure.
@@ -84,7 +84,7 @@ pub struct Committed {
     pub frames: u64,
     /// The first [`LISTED_FAILURES`] failed inputs: (uri, kind, message); the `videos` table
     /// has them all.
-    pub failures: Vec<(String, String, String)>,
+    pub failures: Vec<(String, Option<FailureKind>, String)>,
 }
 
 /// How many rows have each status.
@@ -153,16 +153,6 @@ impl Layout {
             Layout::Partition { chunk_keys, .. } => Some(chunk_keys),
         }
     }
-}
-
-/// The key of table `table`'s part of chunk (or run) `key`.
-pub fn part_key(table: &str, key: &str) -> String {
-    format!("manifests/{table}/part-{key}.parquet")
-}
-
-/// The chunk a part's key names (the inverse of [`part_key`]).
-fn chunk_of_part(part: &str) -> Option<&str> {
-    part.rsplit('/').next()?.strip_prefix("part-")?.strip_suffix(".parquet")
 }
 
 /// The key of the chunk holding `sources` (in order), under given settings.
@@ -306,7 +296,7 @@ impl Committer {
                 row.video_id = v.video_id.clone();
                 row.size_bytes = v.size_bytes;
                 row.status = VideoStatus::Duplicate;
-                row.error_kind = Some("duplicate".into());
+                row.error_kind = Some(FailureKind::Duplicate);
                 row.error = Some(format!("same bytes as {first}"));
                 row.duplicate_of = Some(first.clone());
                 outcome.video = row;
@@ -346,7 +336,7 @@ impl Committer {
             if o.video.status == VideoStatus::Failed && c.failures.len() < LISTED_FAILURES {
                 c.failures.push((
                     o.video.source_uri.clone(),
-                    o.video.error_kind.clone().unwrap_or_default(),
+                    o.video.error_kind,
                     o.video.error.clone().unwrap_or_default(),
                 ));
             }
@@ -381,4 +371,145 @@ pub async fn remove_unreferenced(store: &Store, referenced: &HashSet<String>, on
         }
     }
     Ok(removed)
+}
+
+/// The commit and resume rules, on an in-memory store: what a restarted run finds done, what it
+/// removes, and where duplicates and partitions put their rows.
+#[cfg(test)]
+mod tests {
+    use clipline_core::manifest::commits::read_committed;
+    use clipline_core::manifest::ShotRow;
+
+    use super::*;
+
+    const SETTINGS: &str = "settings-a";
+
+    fn outcome(uri: &str, video_id: &str) -> VideoOutcome {
+        let mut video = VideoRow::unprocessed(uri, SETTINGS);
+        video.video_id = Some(video_id.into());
+        video.status = VideoStatus::Ok;
+        VideoOutcome { video, shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], embed_inputs: vec![], samples: vec![], frames_decoded: 10, cancelled: false }
+    }
+
+    async fn open(store: &Store, layout: Layout) -> (Committer, Resume) {
+        Committer::open(store.clone(), SETTINGS.into(), layout, None).await.unwrap()
+    }
+
+    async fn committed_uris(store: &Store) -> Vec<String> {
+        let mut uris: Vec<String> = read_committed::<VideoRow>(store).await.unwrap().into_iter().map(|v| v.source_uri).collect();
+        uris.sort();
+        uris
+    }
+
+    #[tokio::test]
+    async fn a_restarted_run_finds_committed_chunks_done_and_removes_what_no_marker_names() {
+        let store = Store::open("memory://").unwrap();
+        let (mut committer, resume) = open(&store, Layout::Whole).await;
+        assert!(resume.done.is_empty() && resume.orphans_removed == 0);
+        committer.add(outcome("a.mp4", "id-a"), 0).await.unwrap();
+        committer.add(outcome("b.mp4", "id-b"), 0).await.unwrap();
+        // Chunk 0 is committed when chunk 1 begins; chunk 1 is still pending when the run dies,
+        // after it put a part but before its marker.
+        committer.add(outcome("c.mp4", "id-c"), 1).await.unwrap();
+        assert_eq!(committer.committed.videos.of(VideoStatus::Ok), 2);
+        drop(committer);
+        store.put(&part_key(VideoRow::NAME, "killed-chunk"), encode(&[outcome("c.mp4", "id-c").video]).unwrap()).await.unwrap();
+
+        let (mut committer, resume) = open(&store, Layout::Whole).await;
+        assert_eq!(resume.done, HashSet::from(["a.mp4".to_string(), "b.mp4".to_string()]));
+        assert_eq!(resume.orphans_removed, 1);
+        assert_eq!(store.list("manifests/videos").await.unwrap().len(), 1, "only the committed chunk's part is left");
+        assert_eq!(committed_uris(&store).await, ["a.mp4", "b.mp4"]);
+
+        committer.add(outcome("c.mp4", "id-c"), 1).await.unwrap();
+        committer.flush().await.unwrap();
+        assert_eq!(committed_uris(&store).await, ["a.mp4", "b.mp4", "c.mp4"]);
+        assert_eq!(markers(&store).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn chunks_have_the_same_keys_whatever_the_run_that_commits_them() {
+        let (first, second) = (Store::open("memory://").unwrap(), Store::open("memory://").unwrap());
+        for store in [&first, &second] {
+            let (mut committer, _) = open(store, Layout::Whole).await;
+            committer.add(outcome("a.mp4", "id-a"), 0).await.unwrap();
+            committer.flush().await.unwrap();
+        }
+        let keys = |markers: Vec<Marker>| markers.into_iter().map(|m| m.chunk).collect::<Vec<_>>();
+        assert_eq!(keys(markers(&first).await.unwrap()), keys(markers(&second).await.unwrap()));
+        assert_eq!(keys(markers(&first).await.unwrap()), [chunk_key(SETTINGS, ["a.mp4"])]);
+    }
+
+    #[tokio::test]
+    async fn an_output_of_other_settings_is_refused_by_name() {
+        let store = Store::open("memory://").unwrap();
+        let (mut committer, _) = open(&store, Layout::Whole).await;
+        committer.add(outcome("a.mp4", "id-a"), 0).await.unwrap();
+        committer.flush().await.unwrap();
+        let Err(err) = Committer::open(store.clone(), "settings-b".into(), Layout::Whole, None).await else { panic!("other settings were accepted") };
+        assert!(matches!(&err, CommitError::SettingsChanged { found, ours, .. } if found == SETTINGS && ours == "settings-b"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_later_copy_of_the_same_bytes_becomes_a_duplicate_row_even_after_a_restart() {
+        let store = Store::open("memory://").unwrap();
+        let (mut committer, _) = open(&store, Layout::Whole).await;
+        committer.add(outcome("a.mp4", "same"), 0).await.unwrap();
+        let mut copy = outcome("b.mp4", "same");
+        copy.shots.push(ShotRow {
+            video_id: "same".into(),
+            source_uri: "b.mp4".into(),
+            shot_index: 0,
+            start_frame: 0,
+            end_frame: 30,
+            num_frames: 31,
+            start_pts: 0.0,
+            end_pts: 1.0,
+            transition: "start".into(),
+            boundary_score: 0.0,
+            detector: "adaptive".into(),
+        });
+        committer.add(copy, 1).await.unwrap();
+        committer.flush().await.unwrap();
+        drop(committer);
+        let (mut committer, _) = open(&store, Layout::Whole).await;
+        committer.add(outcome("c.mp4", "same"), 2).await.unwrap();
+        committer.flush().await.unwrap();
+
+        let mut videos = read_committed::<VideoRow>(&store).await.unwrap();
+        videos.sort_by(|a, b| a.source_uri.cmp(&b.source_uri));
+        let summary: Vec<_> = videos.iter().map(|v| (v.source_uri.as_str(), v.status, v.duplicate_of.as_deref(), v.error_kind)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("a.mp4", VideoStatus::Ok, None, None),
+                ("b.mp4", VideoStatus::Duplicate, Some("a.mp4"), Some(FailureKind::Duplicate)),
+                ("c.mp4", VideoStatus::Duplicate, Some("a.mp4"), Some(FailureKind::Duplicate)),
+            ]
+        );
+        assert!(read_committed::<ShotRow>(&store).await.unwrap().is_empty(), "a duplicate's rows are dropped");
+    }
+
+    #[tokio::test]
+    async fn a_partition_keeps_its_markers_apart_and_removes_only_its_own_leftovers() {
+        let store = Store::open("memory://").unwrap();
+        let ours = chunk_key(SETTINGS, ["a.mp4"]);
+        let layout = || Layout::Partition { markers_dir: "plan/partitions/0/commits".into(), chunk_keys: HashSet::from([ours.clone()]) };
+        // Another partition's part, written beside ours and not yet marked anywhere we look.
+        let theirs = part_key(VideoRow::NAME, &chunk_key(SETTINGS, ["z.mp4"]));
+        store.put(&theirs, encode(&[outcome("z.mp4", "id-z").video]).unwrap()).await.unwrap();
+        // Our own leftover from a killed attempt.
+        store.put(&part_key(VideoRow::NAME, &ours), encode(&[outcome("a.mp4", "id-a").video]).unwrap()).await.unwrap();
+
+        let (mut committer, resume) = open(&store, layout()).await;
+        assert_eq!(resume.orphans_removed, 1, "only our own chunk's leftover goes");
+        let left: Vec<String> = store.list("manifests/videos").await.unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(left, [theirs], "another partition's part stays");
+        committer.add(outcome("a.mp4", "id-a"), 0).await.unwrap();
+        committer.flush().await.unwrap();
+        assert!(markers(&store).await.unwrap().is_empty(), "nothing is published before `clipline commit`");
+        assert_eq!(markers_in(&store, "plan/partitions/0/commits").await.unwrap().len(), 1);
+        let (_, resume) = open(&store, layout()).await;
+        assert_eq!(resume.done, HashSet::from(["a.mp4".to_string()]), "a restarted partition finds its own markers");
+    }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::caption::CaptionConfig;
 use crate::embed::EmbedConfig;
-use crate::shards::ShardsConfig;
+use clipline_shard::sink::ShardsConfig;
 use crate::detect::DetectorConfig;
 
 /// Everything `clipline run` can be told.
@@ -61,6 +61,21 @@ pub struct RunConfig {
     /// A partition worker whose lease heartbeat is older than this is taken to be dead, and
     /// another worker may take the partition over, seconds.
     pub lease_s: u64,
+    /// Bytes of frames admitted into each model queue (caption, embed) at once, MiB; videos
+    /// wait with their frames while it is full. Absent: [`DEFAULT_QUEUE_MIB`]. Left out of the
+    /// recorded config when absent, so outputs of runs that never set it stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_mib: Option<u64>,
+}
+
+/// The model queues' budget when `run.queue_mib` is absent, MiB.
+pub const DEFAULT_QUEUE_MIB: u64 = 512;
+
+impl RunConfig {
+    /// Each model queue's budget, bytes.
+    pub fn queue_bytes(&self) -> usize {
+        usize::try_from(self.queue_mib.unwrap_or(DEFAULT_QUEUE_MIB).max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
 }
 
 impl Default for RunConfig {
@@ -75,6 +90,7 @@ impl Default for RunConfig {
             commit_every: 32,
             partitions: 0,
             lease_s: 120,
+            queue_mib: None,
         }
     }
 }

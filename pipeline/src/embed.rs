@@ -15,15 +15,15 @@ use anyhow::Context;
 use clipline_core::ids::{fingerprint_parts, hash_parts};
 use clipline_core::manifest::{SampleRow, SampleStatus, Timestamp};
 use clipline_embedder::{bundled, Bucket, BucketConfig, ClipFrames, Draw, LatentMode, TextEmbedding, TextEncoder, Vae};
-use clipline_onnx::model_dir::resolve_model_dir;
+use clipline_models::{resolve, Role};
 use clipline_onnx::{Device, SessionOptions};
 use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tempfile::TempPath;
 
-use crate::model_queue::ModelQueue;
-use crate::shards::ShardsConfig;
+use crate::model_queue::{ModelQueue, Weighed};
+use clipline_shard::sink::ShardsConfig;
 
 /// `[embed]`: the models, the latent taken, the buckets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,13 +121,57 @@ pub struct EmbedInput {
     pub clip_id: String,
     /// Video or image sample.
     pub kind: Kind,
-    /// Its bucket, or why none fits (the sample is skipped).
-    pub bucket: Result<Bucket, String>,
-    /// The scratch file of its frames, packed RGB at the bucket's size (deleted when dropped),
-    /// or why they could not be taken.
-    pub frames: Result<TempPath, String>,
+    /// Its bucket and frames, or what is missing.
+    pub frames: SampleFrames,
     /// The clip's caption (set by the stage from the video's caption rows).
     pub caption: Option<String>,
+}
+
+/// What a sample has to be encoded from.
+#[derive(Debug)]
+pub enum SampleFrames {
+    /// No bucket fits the clip: the sample is `skipped`, for this reason.
+    NoBucket(String),
+    /// Its bucket, and the scratch file of its frames, packed RGB at the bucket's size (deleted
+    /// when dropped).
+    Ready {
+        /// The bucket.
+        bucket: Bucket,
+        /// The frames' file.
+        frames: TempPath,
+    },
+    /// Its bucket, but the frames could not be taken: the sample is `failed`, for this reason.
+    Missing {
+        /// The bucket.
+        bucket: Bucket,
+        /// Why there are no frames.
+        reason: String,
+    },
+}
+
+impl SampleFrames {
+    /// The sample's bucket, when one fits.
+    pub fn bucket(&self) -> Option<&Bucket> {
+        match self {
+            SampleFrames::NoBucket(_) => None,
+            SampleFrames::Ready { bucket, .. } | SampleFrames::Missing { bucket, .. } => Some(bucket),
+        }
+    }
+
+    /// The bucket and the frames' file, when both are there.
+    pub fn ready(&self) -> Option<(&Bucket, &TempPath)> {
+        match self {
+            SampleFrames::Ready { bucket, frames } => Some((bucket, frames)),
+            _ => None,
+        }
+    }
+}
+
+impl Weighed for EmbedInput {
+    /// The frames' scratch file (read into memory by the worker).
+    fn bytes(&self) -> usize {
+        self.frames.ready().map_or(0, |(b, _)| b.frames as usize * b.height as usize * b.width as usize * 3)
+    }
 }
 
 /// A sample row and, when it is `ok`, its compressed record.
@@ -146,18 +190,19 @@ struct Identity {
 }
 
 impl EmbedStage {
-    /// Load the models (failing early, before any video is read) and start the worker.
+    /// Load the models (failing early, before any video is read) and start the worker, which
+    /// admits `queue_bytes` of frames at once.
     ///
     /// # Errors
     /// When a model cannot be loaded.
-    pub fn start(config: &EmbedConfig, shards: &ShardsConfig, cache: &std::path::Path, bar: ProgressBar) -> anyhow::Result<Self> {
+    pub fn start(config: &EmbedConfig, shards: &ShardsConfig, cache: &std::path::Path, queue_bytes: usize, bar: ProgressBar) -> anyhow::Result<Self> {
         let session = SessionOptions { device: config.device, intra_threads: config.threads };
-        let vae_dir = resolve_model_dir(&config.vae, &bundled::ALL, cache, "embed.vae").map_err(anyhow::Error::msg)?;
+        let vae_dir = resolve(&config.vae, Role::Vae, &bundled::ALL, cache, "embed.vae")?;
         let vae = Vae::load(&vae_dir, &session).with_context(|| format!("cannot load the VAE {}", vae_dir.display()))?;
         let text = if config.text_encoder.is_empty() {
             None
         } else {
-            let dir = resolve_model_dir(&config.text_encoder, &bundled::ALL, cache, "embed.text_encoder").map_err(anyhow::Error::msg)?;
+            let dir = resolve(&config.text_encoder, Role::TextEncoder, &bundled::ALL, cache, "embed.text_encoder")?;
             Some(TextEncoder::load(&dir, config.text_max_tokens, &session).with_context(|| format!("cannot load the text encoder {}", dir.display()))?)
         };
         let identity = Identity {
@@ -173,7 +218,7 @@ impl EmbedStage {
         tracing::info!(vae = %identity.vae_id, text_encoder = %identity.text_encoder_id, settings = %identity.embed_hash, "embedding models loaded");
         let encoder = SampleEncoder::new(shards.zstd_level, shards.byte_planes).context("zstd refused the level")?;
         let mut worker = Worker { vae, text, encoder, identity, latent: config.latent, seed: config.seed, batch_frames: config.batch_frames };
-        let queue = ModelQueue::start("embedder", config.batch_frames, bar, move |inputs| worker.embed(inputs))?;
+        let queue = ModelQueue::start("embedder", config.batch_frames, queue_bytes, bar, move |inputs| worker.embed(inputs))?;
         Ok(Self { queue })
     }
 
@@ -213,12 +258,12 @@ type Latents = Option<Result<Vec<f32>, String>>;
 
 /// Frames of an input's bucket (0 without one).
 fn frames_of(input: &EmbedInput) -> usize {
-    input.bucket.as_ref().map_or(0, |b| b.frames as usize)
+    input.frames.bucket().map_or(0, |b| b.frames as usize)
 }
 
 /// An input's frames from its scratch file, checked against its bucket's size and count.
 fn read_frames(input: &EmbedInput) -> Result<Vec<u8>, String> {
-    let (Ok(b), Ok(path)) = (&input.bucket, &input.frames) else { return Err("no frames".into()) };
+    let Some((b, path)) = input.frames.ready() else { return Err("no frames".into()) };
     let want = b.frames as usize * b.height as usize * b.width as usize * 3;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read bucket frames {}: {e}", path.display()))?;
     if bytes.len() != want {
@@ -256,7 +301,7 @@ impl Worker {
     fn encode_latents(&mut self, inputs: &[EmbedInput], ids: &[String]) -> Vec<Latents> {
         let mut groups: BTreeMap<(u32, u32), Vec<Vec<usize>>> = BTreeMap::new();
         for (i, input) in inputs.iter().enumerate() {
-            if let (Ok(bucket), Ok(_)) = (&input.bucket, &input.frames) {
+            if let Some((bucket, _)) = input.frames.ready() {
                 let group = groups.entry((bucket.height, bucket.width)).or_default();
                 let frames = |g: &Vec<usize>| g.iter().map(|&j| frames_of(&inputs[j])).sum::<usize>();
                 match group.last_mut() {
@@ -309,7 +354,7 @@ impl Worker {
     fn embed_texts(&mut self, inputs: &[EmbedInput]) -> HashMap<String, Result<TextEmbedding, String>> {
         let Some(encoder) = &mut self.text else { return HashMap::new() };
         let mut clips: Vec<(&str, Option<&str>)> =
-            inputs.iter().filter(|i| i.bucket.is_ok() && i.frames.is_ok()).map(|i| (i.clip_id.as_str(), i.caption.as_deref())).collect();
+            inputs.iter().filter(|i| i.frames.ready().is_some()).map(|i| (i.clip_id.as_str(), i.caption.as_deref())).collect();
         clips.sort_unstable();
         clips.dedup();
         let (with, without): (Vec<_>, Vec<_>) = clips.into_iter().partition(|(_, caption)| caption.is_some());
@@ -328,15 +373,16 @@ impl Worker {
     /// latents or text, else `ok` with its compressed record.
     fn sample(&mut self, input: EmbedInput, sample_id: String, latents: Latents, text: Option<&Result<TextEmbedding, String>>) -> Embedded {
         let mut row = self.row(&sample_id, &input);
-        let bucket = match input.bucket {
-            Ok(bucket) => bucket,
-            Err(reason) => {
+        let (bucket, frames) = match input.frames {
+            SampleFrames::NoBucket(reason) => {
                 row.status = SampleStatus::Skipped;
                 row.error = Some(format!("clip {}: {reason}", input.clip_id));
                 return (row, None);
             }
+            SampleFrames::Ready { bucket, frames } => (bucket, Ok(frames)),
+            SampleFrames::Missing { bucket, reason } => (bucket, Err(reason)),
         };
-        let made = input.frames.and_then(|_frames| {
+        let made = frames.and_then(|_frames| {
             let latent = latents.unwrap_or_else(|| Err("no latents".into()))?;
             let text = match text {
                 Some(Ok(t)) => Some(t),
@@ -376,7 +422,7 @@ impl Worker {
     }
 
     fn row(&self, sample_id: &str, input: &EmbedInput) -> SampleRow {
-        let b = input.bucket.as_ref().ok();
+        let b = input.frames.bucket();
         SampleRow {
             sample_id: sample_id.to_string(),
             clip_id: input.clip_id.clone(),
@@ -413,7 +459,7 @@ mod tests {
         let path = dir.path().join("c-embed0.rgb");
         std::fs::write(&path, bytes).unwrap();
         let bucket = Bucket { name: "64p-9f-1:1".into(), height: 16, width: 16, frames: 9, stride: 1 };
-        let input = EmbedInput { clip_id: "c".into(), kind: Kind::Video, bucket: Ok(bucket), frames: TempPath::try_from_path(&path).map_err(|e| e.to_string()), caption: None };
+        let input = EmbedInput { clip_id: "c".into(), kind: Kind::Video, frames: SampleFrames::Ready { bucket, frames: TempPath::try_from_path(&path).unwrap() }, caption: None };
         (dir, input)
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clipline_core::ids::clip_id;
-use clipline_core::manifest::{CaptionRow, ClipRow, ClipStatus, ShotRow, VideoRow, VideoStatus};
+use clipline_core::manifest::{CaptionRow, ClipRow, ClipStatus, FailureKind, ShotRow, VideoRow, VideoStatus};
 use clipline_core::storage::Store;
 use clipline_embedder::{Bucket, ClipShape};
 use image::RgbImage;
@@ -24,7 +24,7 @@ use crate::clips::{self, PlannedClip};
 use crate::config::{ClipsConfig, Config};
 use crate::decode::{decode_rgb, DecodeError};
 use crate::detect::{FrameRecord, Shot, ShotDetector};
-use crate::embed::{EmbedInput, Embedded, Kind};
+use crate::embed::{EmbedInput, Embedded, Kind, SampleFrames};
 use crate::extract::{self, Seek};
 use crate::probe::{self, Probe, Timeline};
 use crate::runtime::{Cancel, Stages};
@@ -163,7 +163,7 @@ impl Ingest {
         outcome.video.clips = outcome.clips.len() as i64;
         if outcome.video.status == VideoStatus::Ok && outcome.clips.is_empty() {
             outcome.video.status = VideoStatus::Skipped;
-            outcome.video.error_kind = Some("no_clips".into());
+            outcome.video.error_kind = Some(FailureKind::NoClips);
             outcome.video.error = Some(format!(
                 "{uri}: no shot of at least {} frames ({} frames, {} shots)",
                 self.config.clips.min_frames,
@@ -175,16 +175,16 @@ impl Ingest {
         outcome
     }
 
-    fn fail(&self, mut outcome: VideoOutcome, kind: &str, message: String) -> VideoOutcome {
+    fn fail(&self, mut outcome: VideoOutcome, kind: FailureKind, message: String) -> VideoOutcome {
         let limit = self.config.decode.max_memory_mib;
         let (kind, message) = if limit > 0 && ran_out_of_memory(&message) {
-            ("memory_limit", format!("{message} (ffmpeg and ffprobe run with at most decode.max_memory_mib = {limit} MiB; raise it if inputs like this are expected)"))
+            (FailureKind::MemoryLimit, format!("{message} (ffmpeg and ffprobe run with at most decode.max_memory_mib = {limit} MiB; raise it if inputs like this are expected)"))
         } else {
             (kind, message)
         };
-        tracing::warn!(source = %outcome.video.source_uri, kind, "{message}");
+        tracing::warn!(source = %outcome.video.source_uri, kind = kind.as_str(), "{message}");
         outcome.video.status = VideoStatus::Failed;
-        outcome.video.error_kind = Some(kind.to_string());
+        outcome.video.error_kind = Some(kind);
         outcome.video.error = Some(message);
         outcome.cancelled = self.cancel.is_cancelled();
         outcome
@@ -206,7 +206,7 @@ impl Ingest {
     }
 
     /// The analysis decode: per-frame records and shots, or the failure's kind and message.
-    async fn analyse(self: &Arc<Self>, path: &Path, probe: &Probe, outcome: &mut VideoOutcome) -> Result<(Vec<FrameRecord>, Vec<Shot>), (&'static str, String)> {
+    async fn analyse(self: &Arc<Self>, path: &Path, probe: &Probe, outcome: &mut VideoOutcome) -> Result<(Vec<FrameRecord>, Vec<Shot>), (FailureKind, String)> {
         let d = &self.config.decode;
         let duration = probe.duration_s.unwrap_or(0.0).max(0.0);
         let limits = Limits {
@@ -233,22 +233,22 @@ impl Ingest {
             Ok(r) => r,
             Err(DecodeError::Stopped { stopped, frames }) => {
                 outcome.frames_decoded = frames;
-                return Err(("timeout", format!("{uri}: decoding {stopped} after {frames} frames")));
+                return Err((FailureKind::Timeout, format!("{uri}: decoding {stopped} after {frames} frames")));
             }
-            Err(e) => return Err(("decode_failed", format!("{uri}: {e}"))),
+            Err(e) => return Err((FailureKind::DecodeFailed, format!("{uri}: {e}"))),
         };
         outcome.frames_decoded = report.frames;
         outcome.video.decoded_frames = Some(report.frames as i64);
         let first_error = report.errors.first().cloned().unwrap_or_else(|| "no error message".into());
         if report.frames == 0 {
             let message = format!("{uri}: no frame could be decoded ({} {}): {first_error}", probe.video.codec, probe.video.pix_fmt);
-            return Err(("decode_failed", message));
+            return Err((FailureKind::DecodeFailed, message));
         }
         let claimed = outcome.video.container_frames.unwrap_or(0) as u64;
         let damaged = !report.clean_exit || !report.errors.is_empty() || report.frames * 100 < claimed * 98;
         if damaged && report.frames < claimed {
             outcome.video.status = VideoStatus::Partial;
-            outcome.video.error_kind = Some("truncated".into());
+            outcome.video.error_kind = Some(FailureKind::Truncated);
             outcome.video.error = Some(format!(
                 "{uri}: decoded {} of the {claimed} frames the container claims; first decoder error: {first_error}",
                 report.frames
@@ -380,7 +380,7 @@ impl Ingest {
                     };
                     wanted.push(EmbedFrames { kind, bucket, first, path: PathBuf::new() });
                 }
-                Err(reason) => skipped.push(EmbedInput { clip_id: row.clip_id.clone(), kind, bucket: Err(reason), frames: Err(String::new()), caption: None }),
+                Err(reason) => skipped.push(EmbedInput { clip_id: row.clip_id.clone(), kind, frames: SampleFrames::NoBucket(reason), caption: None }),
             }
         }
         wanted
@@ -484,7 +484,7 @@ impl Ingest {
             .iter()
             .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| format!("cannot read caption frame {}: {e}", path.display())))
             .collect::<Result<_, _>>()?;
-        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, bucket: Ok(f.bucket.clone()), frames: f.take(), caption: None }).collect();
+        let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, frames: f.take(), caption: None }).collect();
         Ok(WrittenClip { clip_uri, frame_uri, caption_frames, embed_inputs })
     }
 }
@@ -544,8 +544,12 @@ struct EmbedFrames {
 
 impl EmbedFrames {
     /// The scratch file ffmpeg wrote, now owned by the sample (deleted when it is dropped).
-    fn take(&self) -> Result<TempPath, String> {
-        TempPath::try_from_path(&self.path).map_err(|e| format!("ffmpeg wrote no bucket frames to {}: {e}", self.path.display()))
+    fn take(&self) -> SampleFrames {
+        let bucket = self.bucket.clone();
+        match TempPath::try_from_path(&self.path) {
+            Ok(frames) => SampleFrames::Ready { bucket, frames },
+            Err(e) => SampleFrames::Missing { bucket, reason: format!("ffmpeg wrote no bucket frames to {}: {e}", self.path.display()) },
+        }
     }
 }
 

@@ -8,35 +8,21 @@
 //! Across machines, [`plan_cmd`] deals the inputs to partitions, each run as one [`partition`]
 //! under a lease, and [`commit_cmd`] publishes them all at once.
 
-pub mod atomic_file;
-pub mod bench;
-pub mod bench_loader;
-pub mod bench_shards;
-pub mod bench_sql;
 pub mod caption;
 pub mod clips;
 pub mod commit;
 pub mod commit_cmd;
 pub mod config;
 pub mod decode;
-pub mod demo;
 pub mod detect;
-pub mod doctor;
 pub mod embed;
 pub mod extract;
 pub mod ingest;
-pub mod logging;
-pub mod malloc;
 pub mod model_queue;
-pub mod models;
 pub mod partition;
 pub mod plan_cmd;
 pub mod probe;
-pub mod report;
 pub mod run;
 pub mod runtime;
-pub mod shards;
 pub mod sources;
-pub mod sql_cmd;
 pub mod tools;
-pub mod verify;

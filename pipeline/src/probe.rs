@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use clipline_core::manifest::FailureKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -110,13 +111,13 @@ pub enum ProbeError {
 
 impl ProbeError {
     /// The `error_kind` recorded in the `videos` table.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> FailureKind {
         match self {
-            ProbeError::NotMedia(_) => "not_video",
-            ProbeError::NoVideo(_) => "no_video_stream",
-            ProbeError::TooLarge { .. } => "too_large",
-            ProbeError::Process(RunError::Stopped(_)) => "timeout",
-            ProbeError::Process(_) => "probe_failed",
+            ProbeError::NotMedia(_) => FailureKind::NotVideo,
+            ProbeError::NoVideo(_) => FailureKind::NoVideoStream,
+            ProbeError::TooLarge { .. } => FailureKind::TooLarge,
+            ProbeError::Process(RunError::Stopped(_)) => FailureKind::Timeout,
+            ProbeError::Process(_) => FailureKind::ProbeFailed,
         }
     }
 }
@@ -234,7 +235,7 @@ mod tests {
     fn audio_only_is_named_as_such() {
         let json: Value = serde_json::from_str(r#"{"streams":[{"codec_type":"audio"}],"format":{}}"#).unwrap();
         let err = parse_probe(&json).unwrap_err();
-        assert_eq!(err.kind(), "no_video_stream");
+        assert_eq!(err.kind(), FailureKind::NoVideoStream);
         assert!(err.to_string().contains("audio only"));
     }
 
@@ -244,7 +245,7 @@ mod tests {
             r#"{"streams":[{"codec_type":"video","width":300,"height":300,"disposition":{"attached_pic":1}},{"codec_type":"audio"}],"format":{}}"#,
         )
         .unwrap();
-        assert_eq!(parse_probe(&json).unwrap_err().kind(), "no_video_stream");
+        assert_eq!(parse_probe(&json).unwrap_err().kind(), FailureKind::NoVideoStream);
     }
 
     #[test]

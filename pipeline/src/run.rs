@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clipline_core::cache::cache_dir;
 use clipline_core::ids::fingerprint_parts;
-use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, RunRow, RunStatus, SampleStatus, Table, Timestamp, VideoStatus};
+use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, FailureKind, RunRow, RunStatus, SampleStatus, Table, Timestamp, VideoStatus};
 use clipline_core::storage::Store;
 use futures::StreamExt;
 use indicatif::MultiProgress;
 
 use crate::caption::CaptionStage;
 use crate::embed::EmbedStage;
-use crate::shards::ShardSink;
+use clipline_shard::sink::ShardSink;
 use crate::commit::{CommitError, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
@@ -86,7 +86,7 @@ impl fmt::Display for RunSummary {
         }
         writeln!(f, "  frames decoded: {} ({:.0} frames/s)", c.frames, c.frames as f64 / self.wall_s.max(1e-9))?;
         for (uri, kind, message) in &c.failures {
-            writeln!(f, "  failed [{kind}] {uri}: {message}")?;
+            writeln!(f, "  failed [{}] {uri}: {message}", kind.map_or("", FailureKind::as_str))?;
         }
         let unlisted = c.videos.of(VideoStatus::Failed).saturating_sub(c.failures.len() as u64);
         if unlisted > 0 {
@@ -222,7 +222,7 @@ async fn run_partition(config: Config, work: Work, partition: Partition, output:
         // Everything was published by an earlier `clipline commit`: leave nothing to publish.
         Ok(summary) if summary.resumed == summary.inputs && output.list(&partition.commits_dir()).await?.is_empty() => None,
         Ok(summary) => Some(PartitionStatus::now(summary.status.into(), None, inputs)),
-        Err(e) => Some(PartitionStatus::now(WorkerEnd::Failed, Some(crate::logging::error_line(e)), inputs)),
+        Err(e) => Some(PartitionStatus::now(WorkerEnd::Failed, Some(clipline_core::error::error_line(e.as_ref())), inputs)),
     };
     if let Some(status) = status
         && let Err(e) = status.write(&output, partition).await
@@ -285,9 +285,9 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
         extract: nonzero_or_cores(config.run.extract_concurrency),
     };
     let stages = Stages::new(progress, limits, pending.len() as u64);
-    let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), stages.caption.bar.clone())?) } else { None };
+    let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), config.run.queue_bytes(), stages.caption.bar.clone())?) } else { None };
     let embedder =
-        if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), stages.embed.bar.clone())?) } else { None };
+        if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), config.run.queue_bytes(), stages.embed.bar.clone())?) } else { None };
     let fetcher = Fetcher::new(config.sources.clone(), scratch.path().join("spool"))?;
     let ingest = Arc::new(Ingest::new(config.clone(), tools, output.clone(), fetcher, stages, cancel.clone(), scratch.path().to_path_buf()));
 
@@ -369,7 +369,7 @@ async fn record_run(output: &Store, config: &Config, settings_hash: &str, starte
         config: config.to_toml(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let key = crate::commit::part_key(RunRow::NAME, &run_id);
+    let key = clipline_core::manifest::commits::part_key(RunRow::NAME, &run_id);
     output.put(&key, encode(&[row])?).await?;
     Ok(())
 }

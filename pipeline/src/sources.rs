@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clipline_core::http::{self, Attempt, Deadline, Exhausted, RetryPolicy};
 use clipline_core::ids::{hash_file, ContentHasher};
+use clipline_core::manifest::FailureKind;
 use clipline_core::storage::Store;
 
 use crate::config::SourcesConfig;
@@ -206,14 +208,14 @@ pub struct Fetched {
 #[error("{message}")]
 pub struct FetchError {
     /// Reason class.
-    pub kind: &'static str,
+    pub kind: FailureKind,
     /// What happened, naming the input.
     pub message: String,
     /// Bytes read, when known.
     pub size: Option<u64>,
 }
 
-fn fetch_error(kind: &'static str, message: impl Into<String>) -> FetchError {
+fn fetch_error(kind: FailureKind, message: impl Into<String>) -> FetchError {
     FetchError { kind, message: message.into(), size: None }
 }
 
@@ -230,11 +232,7 @@ impl Fetcher {
     /// # Errors
     /// When the HTTP client cannot be built (TLS set-up).
     pub fn new(cfg: SourcesConfig, spool: PathBuf) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(cfg.http_timeout_s))
-            .user_agent(concat!("clipline/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http::client(Deadline::Total(Duration::from_secs(cfg.http_timeout_s)))?;
         Ok(Self { http, cfg, spool })
     }
 
@@ -250,9 +248,9 @@ impl Fetcher {
         let fetched = match source {
             Source::Local(path) => {
                 let path = path.clone();
-                let meta = std::fs::metadata(&path).map_err(|e| fetch_error("not_found", format!("cannot open {}: {e}", path.display())))?;
+                let meta = std::fs::metadata(&path).map_err(|e| fetch_error(FailureKind::NotFound, format!("cannot open {}: {e}", path.display())))?;
                 if !meta.is_file() {
-                    return Err(fetch_error("not_found", format!("{} is not a file", path.display())));
+                    return Err(fetch_error(FailureKind::NotFound, format!("{} is not a file", path.display())));
                 }
                 let (video_id, size) = tokio::task::spawn_blocking({
                     let path = path.clone();
@@ -260,7 +258,7 @@ impl Fetcher {
                 })
                 .await
                 .expect("hashing task")
-                .map_err(|e| fetch_error("read_error", format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| fetch_error(FailureKind::ReadError, format!("cannot read {}: {e}", path.display())))?;
                 Fetched { path, video_id, size, _spool: None }
             }
             Source::Object { store, key, .. } => {
@@ -269,16 +267,16 @@ impl Fetcher {
                 let size = store
                     .download(key, &temp, |chunk| hasher.update(chunk))
                     .await
-                    .map_err(|e| fetch_error("unreachable", e.to_string()))?;
+                    .map_err(|e| fetch_error(FailureKind::Unreachable, e.to_string()))?;
                 if size > self.max_bytes() {
-                    return Err(fetch_error("too_large", format!("{} is {size} bytes, over the {} MiB limit", source.uri(), self.cfg.max_download_mib)));
+                    return Err(fetch_error(FailureKind::TooLarge, format!("{} is {size} bytes, over the {} MiB limit", source.uri(), self.cfg.max_download_mib)));
                 }
                 Fetched { path: temp.to_path_buf(), video_id: hasher.finish(), size, _spool: Some(temp) }
             }
             Source::Http(url) => self.fetch_http(url).await?,
         };
         if fetched.size == 0 {
-            return Err(FetchError { kind: "empty", message: format!("{} is empty (0 bytes)", source.uri()), size: Some(0) });
+            return Err(FetchError { kind: FailureKind::Empty, message: format!("{} is empty (0 bytes)", source.uri()), size: Some(0) });
         }
         Ok(fetched)
     }
@@ -300,74 +298,46 @@ impl Fetcher {
     }
 
     fn spool_file(&self) -> Result<tempfile::TempPath, FetchError> {
-        std::fs::create_dir_all(&self.spool).map_err(|e| fetch_error("spool", format!("cannot create spool {}: {e}", self.spool.display())))?;
+        std::fs::create_dir_all(&self.spool).map_err(|e| fetch_error(FailureKind::Spool, format!("cannot create spool {}: {e}", self.spool.display())))?;
         tempfile::Builder::new()
             .prefix("input-")
             .tempfile_in(&self.spool)
             .map(|f| f.into_temp_path())
-            .map_err(|e| fetch_error("spool", format!("cannot create a file in {}: {e}", self.spool.display())))
+            .map_err(|e| fetch_error(FailureKind::Spool, format!("cannot create a file in {}: {e}", self.spool.display())))
     }
 
     async fn fetch_http(&self, url: &str) -> Result<Fetched, FetchError> {
-        let mut last = String::new();
-        for attempt in 0..self.cfg.http_attempts.max(1) {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            match self.try_http(url).await {
-                Ok(fetched) => return Ok(fetched),
-                Err((retry, err)) if retry => last = err.message,
-                Err((_, err)) => return Err(err),
-            }
+        let shown = redact(url);
+        match RetryPolicy::new(self.cfg.http_attempts).run(&shown, |_| self.try_http(url)).await {
+            Ok(fetched) => Ok(fetched),
+            Err(Exhausted::Failed(err)) => Err(err),
+            Err(Exhausted::GaveUp { last, attempts }) => Err(fetch_error(FailureKind::Unreachable, format!("{shown}: {last} (after {attempts} attempts)"))),
         }
-        Err(fetch_error("unreachable", format!("{}: {last} (after {} attempts)", redact(url), self.cfg.http_attempts.max(1))))
     }
 
-    /// One download attempt; the flag says whether another attempt may help.
-    async fn try_http(&self, url: &str) -> Result<Fetched, (bool, FetchError)> {
+    /// One download attempt.
+    async fn try_http(&self, url: &str) -> Result<Fetched, Attempt<FetchError>> {
         let shown = redact(url);
-        let transient = |e: reqwest::Error| (true, fetch_error("unreachable", without_url(&e)));
-        let mut response = self.http.get(url).send().await.map_err(transient)?;
+        let mut response = self.http.get(url).send().await.map_err(|e| Attempt::transport(&e))?;
         let status = response.status();
         if !status.is_success() {
-            let err = fetch_error("unreachable", format!("{shown}: HTTP {status}"));
-            return Err((status.is_server_error(), err));
+            return Err(Attempt::refused(status, response.headers(), |reason| fetch_error(FailureKind::Unreachable, format!("{shown}: {reason}"))));
         }
         if response.content_length().is_some_and(|n| n > self.max_bytes()) {
-            return Err((false, fetch_error("too_large", format!("{shown} is over the {} MiB limit", self.cfg.max_download_mib))));
+            return Err(Attempt::Fail(fetch_error(FailureKind::TooLarge, format!("{shown} is over the {} MiB limit", self.cfg.max_download_mib))));
         }
-        let temp = self.spool_file().map_err(|e| (false, e))?;
-        let mut file = std::fs::File::create(&temp).map_err(|e| (false, fetch_error("spool", e.to_string())))?;
+        let temp = self.spool_file().map_err(Attempt::Fail)?;
+        let mut file = std::fs::File::create(&temp).map_err(|e| Attempt::Fail(fetch_error(FailureKind::Spool, e.to_string())))?;
         let mut hasher = ContentHasher::default();
-        while let Some(chunk) = response.chunk().await.map_err(transient)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| Attempt::transport(&e))? {
             hasher.update(&chunk);
             if hasher.len() > self.max_bytes() {
-                return Err((false, fetch_error("too_large", format!("{shown} is over the {} MiB limit", self.cfg.max_download_mib))));
+                return Err(Attempt::Fail(fetch_error(FailureKind::TooLarge, format!("{shown} is over the {} MiB limit", self.cfg.max_download_mib))));
             }
-            std::io::Write::write_all(&mut file, &chunk).map_err(|e| (false, fetch_error("spool", e.to_string())))?;
+            std::io::Write::write_all(&mut file, &chunk).map_err(|e| Attempt::Fail(fetch_error(FailureKind::Spool, e.to_string())))?;
         }
         Ok(Fetched { path: temp.to_path_buf(), video_id: hasher.finish(), size: hasher.len(), _spool: Some(temp) })
     }
-}
-
-/// reqwest's message, without a URL that could carry credentials in its query.
-pub(crate) fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "transfer failed"
-    };
-    let detail = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
-    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
-}
-
-/// Exponential backoff with jitter: about 0.5 s, 1 s, 2 s ... capped at 10 s.
-fn backoff(attempt: u32) -> Duration {
-    let base = 500u64.saturating_mul(1 << attempt.min(5)).min(10_000);
-    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64 % (base / 2 + 1)).unwrap_or(0);
-    Duration::from_millis(base / 2 + jitter)
 }
 
 #[cfg(test)]
@@ -414,10 +384,10 @@ mod tests {
         std::fs::write(&empty, b"").unwrap();
         let fetcher = Fetcher::new(SourcesConfig::default(), dir.path().join("spool")).unwrap();
         let err = fetcher.fetch(&Source::Local(empty)).await.unwrap_err();
-        assert_eq!(err.kind, "empty");
+        assert_eq!(err.kind, FailureKind::Empty);
         assert!(err.message.contains("empty.mp4") && err.message.contains("0 bytes"));
         let err = fetcher.fetch(&Source::Local(dir.path().join("nope.mp4"))).await.unwrap_err();
-        assert_eq!(err.kind, "not_found");
+        assert_eq!(err.kind, FailureKind::NotFound);
         assert!(err.message.contains("nope.mp4"));
     }
 
@@ -427,7 +397,45 @@ mod tests {
         let fetcher = Fetcher::new(cfg, std::env::temp_dir()).unwrap();
         // Port 9 on loopback (discard) is closed on a normal machine: connection refused.
         let err = fetcher.fetch(&Source::Http("http://127.0.0.1:9/video.mp4".into())).await.unwrap_err();
-        assert_eq!(err.kind, "unreachable");
+        assert_eq!(err.kind, FailureKind::Unreachable);
         assert!(err.message.contains("127.0.0.1:9") && err.message.contains("2 attempts"), "{}", err.message);
+    }
+
+    /// A server that answers each connection with the next of `answers` (raw HTTP responses).
+    fn serve(answers: Vec<String>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/video.mp4", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut conn, _)) = listener.accept() else { return };
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request);
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_download_waits_as_asked_and_then_succeeds() {
+        let limited = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string();
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nvideo".to_string();
+        let url = serve(vec![limited, ok]);
+        let fetcher = Fetcher::new(SourcesConfig { http_attempts: 3, ..SourcesConfig::default() }, std::env::temp_dir()).unwrap();
+        let started = std::time::Instant::now();
+        let fetched = fetcher.fetch(&Source::Http(url)).await.unwrap();
+        assert_eq!(std::fs::read(&fetched.path).unwrap(), b"video");
+        assert!(started.elapsed() >= Duration::from_secs(1), "retried after {:?}, before the 1 s Retry-After", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_not_retried() {
+        let missing = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string();
+        let url = serve(vec![missing]);
+        let fetcher = Fetcher::new(SourcesConfig { http_attempts: 3, ..SourcesConfig::default() }, std::env::temp_dir()).unwrap();
+        let err = fetcher.fetch(&Source::Http(url)).await.unwrap_err();
+        assert_eq!(err.kind, FailureKind::Unreachable);
+        assert!(err.message.contains("404") && !err.message.contains("attempts"), "{}", err.message);
     }
 }

@@ -1,4 +1,5 @@
-//! The clipline shard format, its writer, verifier and reader.
+//! The clipline shard format, its writer, the pipeline's shard sink, the shard and output
+//! verifiers, and the reader.
 //!
 //! Training on precomputed latents only pays when reading them is cheap and safe: a trainer on
 //! another cluster range-reads one sample from object storage, decompresses it without the rest
@@ -14,8 +15,10 @@
 pub mod dataset;
 pub mod format;
 pub mod loader;
+pub mod output;
 pub mod record;
 pub mod sample;
+pub mod sink;
 pub mod verify;
 pub mod writer;
 

@@ -20,6 +20,16 @@ use crate::{Error, Result};
 /// Directory of commit markers under the output root.
 pub const COMMITS: &str = "manifests/_commits";
 
+/// The key of table `table`'s part of chunk (or run) `key`.
+pub fn part_key(table: &str, key: &str) -> String {
+    format!("manifests/{table}/part-{key}.parquet")
+}
+
+/// The chunk a part's key names (the inverse of [`part_key`]).
+pub fn chunk_of_part(part: &str) -> Option<&str> {
+    part.rsplit('/').next()?.strip_prefix("part-")?.strip_suffix(".parquet")
+}
+
 /// What a commit marker records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Marker {

@@ -16,7 +16,7 @@ pub mod tags;
 
 pub use columns::{Column, Timestamp};
 pub use parquet_io::{decode, encode, SCHEMA_VERSION};
-pub use status::{CaptionStatus, ClipStatus, RunStatus, SampleStatus, VideoStatus};
+pub use status::{CaptionStatus, ClipStatus, FailureKind, RunStatus, SampleStatus, VideoStatus};
 pub use tables::{CaptionRow, ClipRow, RunRow, SampleRow, ShardRow, ShotRow, VideoRow};
 
 /// Every manifest table, in the order they are listed to users.

@@ -1,4 +1,5 @@
-//! The statuses of manifest rows, as enums in Rust and as the same strings on disk.
+//! The statuses of manifest rows and the kinds of failure, as enums in Rust and as the same
+//! strings on disk.
 //!
 //! A status compared as a string is a typo waiting to happen (`"filterd"` compiles), and the set
 //! of statuses a row can have is part of the data contract (`docs/MANIFESTS.md`). So each table's
@@ -41,7 +42,7 @@ macro_rules! status {
             fn from_str(word: &str) -> Result<Self, String> {
                 match word {
                     $($word => Ok($name::$variant),)+
-                    other => Err(format!("{other:?} is not a {} status (expected one of {})", stringify!($name), [$($word),+].join(", "))),
+                    other => Err(format!("{other:?} is not a {} (expected one of {})", stringify!($name), [$($word),+].join(", "))),
                 }
             }
         }
@@ -66,6 +67,20 @@ macro_rules! status {
                     return Err("unexpected null".into());
                 }
                 words.iter().map(|w| w.unwrap_or_default().parse()).collect()
+            }
+        }
+
+        impl Column for Option<$name> {
+            const NULLABLE: bool = true;
+            fn data_type() -> DataType {
+                DataType::Utf8
+            }
+            fn to_array(values: Vec<Self>) -> ArrayRef {
+                Arc::new(values.into_iter().map(|v| v.map($name::as_str)).collect::<StringArray>())
+            }
+            fn from_array(array: &ArrayRef) -> Result<Vec<Self>, String> {
+                let words = array.as_any().downcast_ref::<StringArray>().ok_or_else(|| format!("expected Utf8, found {}", array.data_type()))?;
+                words.iter().map(|w| w.map(str::parse).transpose()).collect()
             }
         }
     };
@@ -133,6 +148,42 @@ status!(
     }
 );
 
+status!(
+    /// Why an input failed, was cut short or skipped (`videos.error_kind`).
+    FailureKind {
+        /// The input is 0 bytes.
+        Empty => "empty",
+        /// No such file.
+        NotFound => "not_found",
+        /// The file exists but cannot be read.
+        ReadError => "read_error",
+        /// A remote input could not be fetched (network, HTTP, object store).
+        Unreachable => "unreachable",
+        /// Over `sources.max_download_mib` or `decode.max_dimension`.
+        TooLarge => "too_large",
+        /// ffprobe does not recognise it as media.
+        NotVideo => "not_video",
+        /// Media without a video stream.
+        NoVideoStream => "no_video_stream",
+        /// ffprobe failed for another reason.
+        ProbeFailed => "probe_failed",
+        /// No frame could be decoded.
+        DecodeFailed => "decode_failed",
+        /// ffprobe or ffmpeg stalled or ran past its time limit.
+        Timeout => "timeout",
+        /// Decoded only in part (`status = partial`).
+        Truncated => "truncated",
+        /// ffmpeg or ffprobe ran out of the memory `decode.max_memory_mib` allows.
+        MemoryLimit => "memory_limit",
+        /// No shot long enough for a clip (`status = skipped`).
+        NoClips => "no_clips",
+        /// The same bytes as an earlier input (`status = duplicate`).
+        Duplicate => "duplicate",
+        /// The local spool for a remote input could not be written.
+        Spool => "spool",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +195,8 @@ mod tests {
         }
         let column = ClipStatus::to_array(vec![ClipStatus::Ok, ClipStatus::Filtered]);
         assert_eq!(ClipStatus::from_array(&column).unwrap(), [ClipStatus::Ok, ClipStatus::Filtered]);
+        let kinds = Option::<FailureKind>::to_array(vec![None, Some(FailureKind::NoClips)]);
+        assert_eq!(Option::<FailureKind>::from_array(&kinds).unwrap(), [None, Some(FailureKind::NoClips)]);
         let err = "filterd".parse::<ClipStatus>().unwrap_err();
         assert!(err.contains("\"filterd\"") && err.contains("ok, filtered, failed"), "{err}");
     }

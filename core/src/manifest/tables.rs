@@ -1,7 +1,7 @@
 //! The tables: `videos`, `shots`, `clips`, `captions`, `samples`, `shards`, `runs`. Column meanings and units are in
 //! `docs/MANIFESTS.md`; keep the two in step.
 
-use super::{CaptionStatus, ClipStatus, RunStatus, SampleStatus, Timestamp, VideoStatus};
+use super::{CaptionStatus, ClipStatus, FailureKind, RunStatus, SampleStatus, Timestamp, VideoStatus};
 use crate::table;
 
 table! {
@@ -14,7 +14,7 @@ table! {
         /// `ok`, `partial`, `skipped`, `failed` or `duplicate`.
         pub status: VideoStatus,
         /// Machine-readable reason class for anything but `ok`.
-        pub error_kind: Option<String>,
+        pub error_kind: Option<FailureKind>,
         /// Human-readable reason, naming the problem.
         pub error: Option<String>,
         /// For duplicates: the source whose bytes were processed.
@@ -236,7 +236,7 @@ mod tests {
     fn nullable_columns_keep_their_nulls() {
         let row = VideoRow {
             status: VideoStatus::Failed,
-            error_kind: Some("unreachable".into()),
+            error_kind: Some(FailureKind::Unreachable),
             error: Some("connection refused".into()),
             has_audio: Some(false),
             ..VideoRow::unprocessed("https://x/y.mp4", "s")

@@ -13,7 +13,7 @@ pub fn limit_arenas() {
     if clipline_core::env::is_set(clipline_core::env::MALLOC_ARENA_MAX) {
         return;
     }
-    let arenas = crate::config::cores().clamp(1, 64) as libc::c_int;
+    let arenas = clipline_pipeline::config::cores().clamp(1, 64) as libc::c_int;
     // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
     // exists, and M_ARENA_MAX with a positive count is a documented, valid setting.
     unsafe {

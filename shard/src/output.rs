@@ -1,5 +1,6 @@
-//! `clipline shards verify OUTPUT`: read every committed shard and check every byte against
-//! the checksums, and every committed sample against where the manifest says it is.
+//! The output verifier behind `clipline shards verify OUTPUT`: read every committed shard and
+//! check every byte against the checksums, and every committed sample against where the
+//! manifest says it is.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,9 +8,8 @@ use std::fmt;
 use clipline_core::manifest::commits::{markers, read_committed};
 use clipline_core::manifest::{SampleRow, SampleStatus};
 use clipline_core::storage::Store;
-use clipline_shard::dataset::location;
-use clipline_shard::{verify_shard, SHARDS_DIR};
-use indicatif::ProgressBar;
+use crate::dataset::location;
+use crate::{verify_shard, SHARDS_DIR};
 
 /// What verification found.
 #[derive(Debug, Default)]
@@ -36,11 +36,12 @@ impl fmt::Display for Verification {
     }
 }
 
-/// Verify the committed shards and samples of `store`.
+/// Verify the committed shards and samples of `store`; `progress(done, total)` is told after
+/// each shard.
 ///
 /// # Errors
 /// When the manifests cannot be read (a shard that cannot be read is a problem, not an error).
-pub async fn verify_output(store: &Store, bar: &ProgressBar) -> clipline_core::Result<Verification> {
+pub async fn verify_output(store: &Store, mut progress: impl FnMut(usize, usize)) -> clipline_core::Result<Verification> {
     let mut v = Verification { output: store.uri().to_string(), ..Default::default() };
     let mut shard_keys: Vec<String> = markers(store).await?.into_iter().flat_map(|m| m.shards).collect();
     shard_keys.sort();
@@ -51,8 +52,8 @@ pub async fn verify_output(store: &Store, bar: &ProgressBar) -> clipline_core::R
             None => v.problems.push(format!("sample {}: an ok sample with no shard", row.sample_id)),
         }
     }
-    bar.set_length(shard_keys.len() as u64);
-    for key in shard_keys {
+    let total = shard_keys.len();
+    for (done, key) in shard_keys.into_iter().enumerate() {
         let name = key.rsplit('/').next().unwrap_or(&key).to_string();
         let rows = by_shard.remove(&name).unwrap_or_default();
         v.samples += rows.len();
@@ -65,7 +66,7 @@ pub async fn verify_output(store: &Store, bar: &ProgressBar) -> clipline_core::R
             }
             Err(e) => v.problems.push(format!("shard {name}: cannot be read ({e}); its {} samples are lost", rows.len())),
         }
-        bar.inc(1);
+        progress(done + 1, total);
     }
     let mut orphans: Vec<(String, usize)> = by_shard.into_iter().map(|(shard, rows)| (shard, rows.len())).collect();
     orphans.sort();

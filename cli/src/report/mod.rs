@@ -71,7 +71,7 @@ pub fn report(args: &ReportArgs, runtime: &tokio::runtime::Runtime, progress: &i
     let charts = args.out.join("charts");
     std::fs::create_dir_all(&charts).with_context(|| format!("cannot create {}", charts.display()))?;
     let queries = ready_queries();
-    let bar = crate::runtime::stage_bar(progress, "report", "queries");
+    let bar = clipline_pipeline::runtime::stage_bar(progress, "report", "queries");
     bar.set_length(queries.len() as u64);
     let mut session = Session::new(catalog)?;
     let mut sections = Vec::new();

@@ -15,7 +15,7 @@ use clipline_shard::sample::Expected;
 use clipline_shard::{Dataset, EncodedSample, SampleDecoder, SampleEncoder, ShardWriter, TensorData, TensorRef};
 use half::bf16;
 
-use crate::bench::best_of;
+use crate::best_of;
 
 /// Arguments of the shards benchmark.
 #[derive(clap::Args)]

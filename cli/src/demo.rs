@@ -17,7 +17,7 @@ use anyhow::Context;
 use image::{Rgba, RgbaImage};
 use serde::Serialize;
 
-use crate::tools::{last_error_line, run_limited, Limits, Tools};
+use clipline_pipeline::tools::{last_error_line, run_limited, Limits, Tools};
 
 /// Frame size and rate of the demo videos.
 pub const WIDTH: u32 = 320;

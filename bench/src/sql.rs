@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clipline_core::manifest::commits::{Marker, COMMITS};
-use clipline_core::manifest::{encode, ClipRow, ClipStatus, Table, VideoRow, VideoStatus};
+use clipline_core::manifest::{encode, ClipRow, ClipStatus, FailureKind, Table, VideoRow, VideoStatus};
 use clipline_core::rng::SplitMix64;
 use clipline_core::storage::{Store, StoreOptions};
 use clipline_sql::{ready_queries, Catalog, Session};
@@ -77,7 +77,7 @@ async fn write_synthetic(store: &Store, rows: u64, part_rows: u64) -> anyhow::Re
         let videos: Vec<VideoRow> = (start.div_ceil(CLIPS_PER_VIDEO)..end.div_ceil(CLIPS_PER_VIDEO)).map(synthetic_video).collect();
         let mut parts = HashMap::new();
         for (table, bytes) in [(ClipRow::NAME, encode(&clips)?), (VideoRow::NAME, encode(&videos)?)] {
-            let key = crate::commit::part_key(table, &chunk);
+            let key = clipline_core::manifest::commits::part_key(table, &chunk);
             store.put(&key, bytes).await?;
             parts.insert(table.to_string(), key);
         }
@@ -98,7 +98,7 @@ fn synthetic_video(video: u64) -> VideoRow {
     row.video_id = Some(video_id(video));
     row.status = if failed { VideoStatus::Failed } else { VideoStatus::Ok };
     if failed {
-        row.error_kind = Some("decode_failed".into());
+        row.error_kind = Some(FailureKind::DecodeFailed);
         row.error = Some(format!("s3://bench/videos/{video:08}.mp4: invalid NAL unit"));
     }
     row.clips = CLIPS_PER_VIDEO as i64;

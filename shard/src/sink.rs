@@ -1,4 +1,4 @@
-//! The shard stage: compressed samples in, shard files on the output store out, and the
+//! The shard sink, the pipeline's shard stage: compressed samples in, shard files on the output store out, and the
 //! `samples` rows told where their bytes are.
 //!
 //! Shards are staged as local files, closed at the size limit or at the end of a commit chunk,
@@ -11,8 +11,8 @@ use std::path::Path;
 
 use clipline_core::manifest::{SampleRow, SampleStatus, ShardRow, Timestamp};
 use clipline_core::storage::Store;
-use clipline_shard::format::checksum_hex;
-use clipline_shard::{shard_key, EncodedSample, FinishedShard, ShardError, ShardWriter};
+use crate::format::checksum_hex;
+use crate::{shard_key, EncodedSample, FinishedShard, ShardError, ShardWriter};
 use serde::{Deserialize, Serialize};
 
 /// `[shards]`: how samples are stored.

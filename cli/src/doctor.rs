@@ -6,7 +6,8 @@ use bytes::Bytes;
 use clipline_core::cache::cache_dir;
 use clipline_core::storage::Store;
 
-use crate::tools::Tools;
+use clipline_models::{self as models, Role};
+use clipline_pipeline::tools::Tools;
 
 /// One line of the report.
 struct Check {
@@ -59,8 +60,8 @@ fn onnx_check() -> Check {
 }
 
 fn bundled_model_check() -> Check {
-    let loaded = clipline_captioner::bundled::resolve_model(clipline_captioner::bundled::TINY_CAPTIONER, &cache_dir())
-        .and_then(|dir| clipline_captioner::model_files::ModelFiles::open(&dir));
+    let loaded = models::resolve(clipline_captioner::bundled::TINY_CAPTIONER, Role::Captioner, &[clipline_captioner::bundled::BUNDLED], &cache_dir(), "caption.model")
+        .and_then(|dir| Ok(clipline_captioner::model_files::ModelFiles::open(&dir)?));
     match loaded {
         Ok(files) => Check { name: "captioner", ok: true, detail: format!("{} at {} ({:?} layout)", clipline_captioner::bundled::TINY_CAPTIONER, files.dir.display(), files.layout) },
         Err(e) => Check { name: "captioner", ok: false, detail: e.to_string() },
@@ -89,9 +90,7 @@ fn bundled_embedders_check() -> Check {
 /// The text detector the demo config names, loaded into a session.
 fn text_detector_check() -> Check {
     use clipline_captioner::text_area::{TextDetector, TextSettings};
-    let loaded = crate::models::resolve_known("ppocr-v4-det", crate::models::Role::TextDetector, &cache_dir())
-        .and_then(|path| {
-            let path = path.expect("a known model");
+    let loaded = models::resolve("ppocr-v4-det", Role::TextDetector, &[], &cache_dir(), "caption.text_detector").and_then(|path| {
             TextDetector::open(&path, &clipline_onnx::SessionOptions::default(), TextSettings::default())?;
             Ok(path)
         });

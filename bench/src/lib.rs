@@ -1,5 +1,10 @@
 //! `clipline bench ...`: the Rust half of the benchmarks under `benches/`, which run it beside
-//! the peer tool on the same inputs and print both.
+//! the peer tool on the same inputs and print both. A crate of its own so that the production
+//! crates do not carry benchmark code; only the binary links it, for the hidden `bench` command.
+
+pub mod loader;
+pub mod shards;
+pub mod sql;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,7 +15,6 @@ use clipline_captioner::generate::GenerationSettings;
 use clipline_captioner::{Captioner, CaptionerConfig};
 use clipline_core::cache::cache_dir;
 use clipline_embedder::{Draw, Vae, VaeLayout};
-use clipline_onnx::model_dir::resolve_model_dir;
 use clipline_onnx::SessionOptions;
 use clipline_trainer::step_bench::{time_steps, StepShape};
 
@@ -42,9 +46,9 @@ pub enum Bench {
         threads: usize,
     },
     /// Shard sizes and speeds on the samples of an output, against fp32 `.npy` files.
-    Shards(crate::bench_shards::ShardsBench),
+    Shards(crate::shards::ShardsBench),
     /// The ready SQL queries over a synthetic manifest; prints one JSON line per query.
-    Sql(crate::bench_sql::SqlBench),
+    Sql(crate::sql::SqlBench),
     /// Training steps of the STDiT on synthetic batches; prints JSON with the step time.
     Train {
         /// A training config (its `[model]`, `[train].device` and precision are used).
@@ -70,7 +74,7 @@ pub enum Bench {
         device: Option<String>,
     },
     /// The streaming loader over whole epochs, cold and warm; prints JSON with samples/s and MB/s.
-    Loader(crate::bench_loader::LoaderBench),
+    Loader(crate::loader::LoaderBench),
     /// The Idefics3/SmolVLM loop (vision encoder, embeddings, greedy decoding) on frames tiled
     /// and tokenized beforehand (outside the timing); `--export` writes those inputs for the
     /// Python side. Prints JSON with clips/s and tokens/s.
@@ -159,9 +163,9 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::CaptionLoop { model, pixels, size, run } => caption_loop(model, &pixels, size, &run),
         Bench::VlmLoop { model, rgb, width, height, export, run } => vlm_loop(model, &rgb, (width, height), export.as_deref(), &run),
         Bench::VaeEncode { model, frames, height, width, batch, repeat, threads } => vae_encode(&model, &frames, (height, width), batch, repeat, threads),
-        Bench::Shards(bench) => crate::bench_shards::run(&bench),
-        Bench::Sql(bench) => crate::bench_sql::run(&bench),
-        Bench::Loader(bench) => crate::bench_loader::run(&bench),
+        Bench::Shards(bench) => crate::shards::run(&bench),
+        Bench::Sql(bench) => crate::sql::run(&bench),
+        Bench::Loader(bench) => crate::loader::run(&bench),
         Bench::Train { config, batch, latent, text, warmup, steps, device } => {
             let mut config = clipline_trainer::TrainConfig::load(&config)?;
             if let Some(device) = device {
@@ -190,7 +194,7 @@ pub(crate) fn best_of(repeat: usize, mut f: impl FnMut() -> anyhow::Result<()>) 
 }
 
 fn vae_encode(model: &str, frames: &std::path::Path, (height, width): (usize, usize), batch: usize, repeat: usize, threads: usize) -> anyhow::Result<()> {
-    let dir = resolve_model_dir(model, &clipline_embedder::bundled::ALL, &cache_dir(), "--model").map_err(anyhow::Error::msg)?;
+    let dir = clipline_models::resolve(model, clipline_models::Role::Vae, &clipline_embedder::bundled::ALL, &cache_dir(), "--model")?;
     let mut vae = Vae::load(&dir, &SessionOptions { intra_threads: threads, ..SessionOptions::default() })?;
     let rgb = std::fs::read(frames).with_context(|| format!("cannot read {}", frames.display()))?;
     let frame = height * width * 3;

@@ -1,6 +1,5 @@
 //! Structured logs through `tracing`, written to stderr without tearing the progress bars, as
-//! human-readable lines or JSON (`--log-format json`) for log collectors; and the one-line form
-//! of a fatal error.
+//! human-readable lines or JSON (`--log-format json`) for log collectors.
 
 use std::io::Write;
 
@@ -39,31 +38,4 @@ pub fn init(format: LogFormat, progress: &MultiProgress) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-/// A fatal error and its causes on one line, each part said once: object_store nests each
-/// layer's text inside the next (a failed S3 call repeats its request line at every layer), so
-/// the plain chain says the same thing four times before the root cause.
-pub fn error_line(error: &anyhow::Error) -> String {
-    let full = format!("{error:#}");
-    let mut kept: Vec<&str> = Vec::new();
-    for part in full.split(": ") {
-        if !kept.contains(&part) {
-            kept.push(part);
-        }
-    }
-    kept.join(": ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_nested_storage_error_says_each_part_once() {
-        let request = "Error performing GET http://h/b in 1s, after 5 retries - HTTP error";
-        let root = anyhow::anyhow!("tcp connect error: Connection refused (os error 111)");
-        let error = root.context(format!("{request}: tcp connect error")).context(format!("Generic S3 error: {request}")).context("storage error at s3://b/out");
-        assert_eq!(error_line(&error), format!("storage error at s3://b/out: Generic S3 error: {request}: tcp connect error: Connection refused (os error 111)"));
-    }
 }

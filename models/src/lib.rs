@@ -1,6 +1,7 @@
-//! Production models clipline knows by name, where each comes from, and the cache they are
-//! pulled into (`clipline models pull ID`), so a config says `model = "smolvlm-256m-instruct"`
-//! instead of a path.
+//! Production models clipline knows by name, where each comes from, the cache they are pulled
+//! into (`clipline models pull ID`), and the one resolver every model stage uses ([`resolve`]):
+//! a config says `model = "smolvlm-256m-instruct"`, `bundled:tiny-vae` or a path, and the
+//! caption, text-detector, VAE and text-encoder stages all read it the same way.
 //!
 //! A pulled model is a directory `CACHE/models/ID/` with the files as the source lays them out
 //! and `clipline-model.json` (source, resolved commit, checksums) written last: a directory
@@ -19,6 +20,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use clipline_onnx::model_dir::{resolve_model_dir, Bundled, BUNDLED_PREFIX};
 use download::Downloader;
 use hub::Hub;
 
@@ -30,6 +32,17 @@ pub enum Role {
     Captioner,
     /// A text detector for the text-area score (`caption.text_detector`).
     TextDetector,
+    /// A VAE encoder for the latents (`embed.vae`).
+    Vae,
+    /// A text encoder for the caption embeddings (`embed.text_encoder`).
+    TextEncoder,
+}
+
+impl Role {
+    /// Whether a model of this role is one file (an ONNX graph) rather than a directory.
+    fn is_one_file(self) -> bool {
+        self == Role::TextDetector
+    }
 }
 
 /// Where a model's files come from.
@@ -147,19 +160,29 @@ impl KnownModel {
     }
 }
 
-/// What a config's model field names, when it is a known model: its path in the cache.
+/// The model a config's field names, for a stage of `role`: `bundled:NAME` (one of `bundled`,
+/// written under `cache` on first use), the id of a known model (pulled into `cache`), or a
+/// path. `what` names the field in errors.
 ///
 /// # Errors
-/// When it is known but not pulled (saying which command pulls it), or is for another role.
-pub fn resolve_known(spec: &str, role: Role, cache: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let Some(model) = known(spec) else { return Ok(None) };
-    if model.role != role {
-        bail!("{spec} is a {:?} model, not a {role:?}", model.role);
+/// When a known model is not pulled (saying which command pulls it) or is for another role, a
+/// bundled model is unknown or cannot be written, or a directory-shaped model's path is not a
+/// directory.
+pub fn resolve(spec: &str, role: Role, bundled: &[Bundled], cache: &Path, what: &str) -> anyhow::Result<PathBuf> {
+    if let Some(model) = known(spec) {
+        if model.role != role {
+            bail!("{what} {spec:?} is a {:?} model, not a {role:?}", model.role);
+        }
+        return match model.installed(cache) {
+            Some(dir) => Ok(model.entry(&dir)),
+            None => bail!("model {spec} is not in the cache ({}); fetch it with `clipline models pull {}`", model.dir(cache).display(), model.id),
+        };
     }
-    match model.installed(cache) {
-        Some(dir) => Ok(Some(model.entry(&dir))),
-        None => bail!("model {spec} is not in the cache ({}); fetch it with `clipline models pull {}`", model.dir(cache).display(), model.id),
+    let is_bundled = spec.starts_with(BUNDLED_PREFIX);
+    if role.is_one_file() && !is_bundled {
+        return Ok(PathBuf::from(spec));
     }
+    resolve_model_dir(spec, bundled, cache, what).map_err(|e| if is_bundled { anyhow::anyhow!("{e}") } else { anyhow::anyhow!("{e}, nor a known model (clipline models list)") })
 }
 
 /// The record written when a pull completes.
@@ -194,8 +217,8 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
     let (record_files, commit) = match model.source {
         Source::Hub { repo, revision, files } => {
             let (endpoint, token) = Hub::from_env();
-            let hub = Hub::new(&endpoint, token.clone(), Duration::from_secs(60))?;
-            let downloader = Downloader::new(token, 5, Duration::from_secs(60))?;
+            let downloader = Downloader::new(token.clone(), 5, Duration::from_secs(60))?;
+            let hub = Hub::new(&endpoint, token, Duration::from_secs(60), downloader.retry())?;
             let mut record = Vec::new();
             let mut commit = None;
             for path in files {

@@ -1,5 +1,5 @@
-//! One file over HTTP into the model cache: resumable, checksummed, with timeouts and bounded
-//! retries. The bytes go to `NAME.part` beside the destination; an interrupted download goes on
+//! One file over HTTP into the model cache: resumable, checksummed, with timeouts and the
+//! retries of [`clipline_core::http`]. The bytes go to `NAME.part` beside the destination; an interrupted download goes on
 //! from where it stopped with a `Range` request, and the file is renamed into place only once its
 //! checksum matches, so a half-written or corrupted file never passes for a model.
 
@@ -13,7 +13,7 @@ use reqwest::header::{AUTHORIZATION, RANGE};
 use reqwest::StatusCode;
 use sha1::Digest;
 
-use crate::sources::without_url as describe;
+use clipline_core::http::{self, Attempt, Deadline, Exhausted, RetryPolicy};
 
 /// What a downloaded file must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,13 +71,13 @@ impl Checksum {
 pub struct Downloader {
     http: reqwest::Client,
     token: Option<String>,
-    attempts: u32,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Downloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The token never reaches a log line.
-        f.debug_struct("Downloader").field("token", &self.token.as_ref().map(|_| "<set>")).field("attempts", &self.attempts).finish()
+        f.debug_struct("Downloader").field("token", &self.token.as_ref().map(|_| "<set>")).field("retry", &self.retry).finish()
     }
 }
 
@@ -87,13 +87,13 @@ impl Downloader {
     /// # Errors
     /// When the TLS backend cannot start.
     pub fn new(token: Option<String>, attempts: u32, read_timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(read_timeout)
-            .user_agent(concat!("clipline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot start the HTTP client")?;
-        Ok(Self { http, token, attempts: attempts.max(1) })
+        let http = http::client(Deadline::Read(read_timeout)).context("cannot start the HTTP client")?;
+        Ok(Self { http, token, retry: RetryPolicy::new(attempts) })
+    }
+
+    /// How requests are retried.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// The underlying client, for metadata requests.
@@ -123,37 +123,27 @@ impl Downloader {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let part = part_path(dest);
-        let mut last = String::new();
-        for attempt in 0..self.attempts {
-            if attempt > 0 {
-                tracing::warn!(file = name, attempt, "download interrupted: {last}; resuming");
-                tokio::time::sleep(Duration::from_millis(500 << attempt.min(5))).await;
-            }
-            match self.fetch_once(url, &part, name, bar).await {
-                Ok(()) => {
-                    let got = checksum.of_file(&part)?;
-                    if got != *checksum {
-                        std::fs::remove_file(&part).ok();
-                        bail!("{name}: checksum mismatch (expected {checksum}, got {got}); the partial file was removed, pull again");
-                    }
-                    std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", part.display()))?;
-                    return Ok(());
-                }
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Transient(e)) => last = e,
-            }
+        match self.retry.run(name, |_| self.fetch_once(url, &part, name, bar)).await {
+            Ok(()) => {}
+            Err(Exhausted::Failed(e)) => return Err(e),
+            Err(Exhausted::GaveUp { last, attempts }) => bail!("{name}: {last} (after {attempts} attempts; run the command again to resume)"),
         }
-        bail!("{name}: {last} (after {} attempts; run the command again to resume)", self.attempts)
+        let got = checksum.of_file(&part)?;
+        if got != *checksum {
+            std::fs::remove_file(&part).ok();
+            bail!("{name}: checksum mismatch (expected {checksum}, got {got}); the partial file was removed, pull again");
+        }
+        std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", part.display()))
     }
 
     /// One request, appending to `part` from its current length.
-    async fn fetch_once(&self, url: &str, part: &Path, name: &str, bar: &ProgressBar) -> Result<(), Failure> {
+    async fn fetch_once(&self, url: &str, part: &Path, name: &str, bar: &ProgressBar) -> Result<(), Attempt<anyhow::Error>> {
         let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut request = self.request(reqwest::Method::GET, url);
         if have > 0 {
             request = request.header(RANGE, format!("bytes={have}-"));
         }
-        let mut response = request.send().await.map_err(|e| Failure::Transient(describe(&e)))?;
+        let mut response = request.send().await.map_err(|e| Attempt::transport(&e))?;
         let status = response.status();
         let append = match status {
             StatusCode::PARTIAL_CONTENT => true,
@@ -161,12 +151,11 @@ impl Downloader {
             StatusCode::RANGE_NOT_SATISFIABLE => {
                 // The part is already whole (or longer than the file): start over.
                 std::fs::remove_file(part).ok();
-                return Err(Failure::Transient("the partial file did not fit the remote one; starting over".into()));
+                return Err(Attempt::Retry { reason: "the partial file did not fit the remote one; starting over".into(), after: None });
             }
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => return Err(Failure::Transient(format!("HTTP {s}"))),
             s => {
                 let hint = if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN { " (a gated or private model needs HF_TOKEN)" } else { "" };
-                return Err(Failure::Fatal(anyhow::anyhow!("{name}: HTTP {s}{hint}")));
+                return Err(Attempt::refused(s, response.headers(), |reason| anyhow::anyhow!("{name}: {reason}{hint}")));
             }
         };
         let mut file = std::fs::OpenOptions::new()
@@ -175,23 +164,18 @@ impl Downloader {
             .write(true)
             .truncate(!append)
             .open(part)
-            .map_err(|e| Failure::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
+            .map_err(|e| Attempt::Fail(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
         let start = if append { have } else { 0 };
         bar.set_length(start + response.content_length().unwrap_or(0));
         bar.set_position(start);
         bar.set_message(name.to_string());
-        while let Some(chunk) = response.chunk().await.map_err(|e| Failure::Transient(describe(&e)))? {
-            file.write_all(&chunk).map_err(|e| Failure::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
+        while let Some(chunk) = response.chunk().await.map_err(|e| Attempt::transport(&e))? {
+            file.write_all(&chunk).map_err(|e| Attempt::Fail(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
             bar.inc(chunk.len() as u64);
         }
-        file.sync_all().map_err(|e| Failure::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
+        file.sync_all().map_err(|e| Attempt::Fail(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
         Ok(())
     }
-}
-
-enum Failure {
-    Transient(String),
-    Fatal(anyhow::Error),
 }
 
 /// Where a download in progress lives.

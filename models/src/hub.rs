@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use reqwest::header::HeaderMap;
 
-use super::download::Checksum;
-use crate::sources::without_url;
+use clipline_core::http::{self, Attempt, Deadline, Exhausted, RetryPolicy};
+
+use crate::download::Checksum;
 
 /// The public hub.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -34,6 +35,7 @@ pub struct Hub {
     endpoint: String,
     head: reqwest::Client,
     token: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl Hub {
@@ -41,15 +43,9 @@ impl Hub {
     ///
     /// # Errors
     /// When the HTTP client cannot start.
-    pub fn new(endpoint: &str, token: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
-        let head = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(timeout)
-            .user_agent(concat!("clipline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot start the HTTP client")?;
-        Ok(Self { endpoint: endpoint.trim_end_matches('/').to_string(), head, token })
+    pub fn new(endpoint: &str, token: Option<String>, timeout: Duration, retry: RetryPolicy) -> anyhow::Result<Self> {
+        let head = http::builder(Deadline::Total(timeout)).redirect(reqwest::redirect::Policy::none()).build().context("cannot start the HTTP client")?;
+        Ok(Self { endpoint: endpoint.trim_end_matches('/').to_string(), head, token, retry })
     }
 
     /// The endpoint and token from `HF_ENDPOINT` and `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`).
@@ -69,23 +65,30 @@ impl Hub {
     /// When the hub cannot be reached or does not have the file, or gives no checksum.
     pub async fn file(&self, repo: &str, revision: &str, path: &str) -> anyhow::Result<HubFile> {
         let url = self.url(repo, revision, path);
-        let mut request = self.head.head(&url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| anyhow::anyhow!("{repo}/{path}: {} ({})", without_url(&e), self.endpoint))?;
-        let status = response.status();
-        if !(status.is_success() || status.is_redirection()) {
+        let ask = |_| async {
+            let mut request = self.head.head(&url);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|e| Attempt::transport(&e))?;
+            let status = response.status();
+            if status.is_success() || status.is_redirection() {
+                return Ok(response.headers().clone());
+            }
             let hint = match status.as_u16() {
                 401 | 403 => " (a gated or private model needs HF_TOKEN)",
                 404 => " (no such repository, revision or file)",
                 _ => "",
             };
-            bail!("{repo}/{path} at {revision}: HTTP {status}{hint}");
-        }
-        let headers = response.headers();
-        let checksum = checksum(headers).with_context(|| format!("{repo}/{path}: the hub gave no ETag to check the download against"))?;
-        Ok(HubFile { url, commit: header(headers, "x-repo-commit"), checksum })
+            Err(Attempt::refused(status, response.headers(), |reason| anyhow::anyhow!("{repo}/{path} at {revision}: {reason}{hint}")))
+        };
+        let headers = match self.retry.run(&format!("{repo}/{path}"), ask).await {
+            Ok(headers) => headers,
+            Err(Exhausted::Failed(e)) => return Err(e),
+            Err(Exhausted::GaveUp { last, attempts }) => bail!("{repo}/{path}: {last} ({}, after {attempts} attempts)", self.endpoint),
+        };
+        let checksum = checksum(&headers).with_context(|| format!("{repo}/{path}: the hub gave no ETag to check the download against"))?;
+        Ok(HubFile { url, commit: header(&headers, "x-repo-commit"), checksum })
     }
 }
 

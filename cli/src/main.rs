@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use clipline_pipeline::config::Config;
-use clipline_pipeline::logging::{self, LogFormat};
 use clipline_pipeline::run::run;
 use clipline_pipeline::runtime::{progress_display, Cancel};
 use clipline_pipeline::sources::{discover, Fetcher};
@@ -17,7 +16,20 @@ use clipline_shard::loader::{DryRun, Plan};
 use clipline_shard::Dataset;
 use clipline_trainer::{train, RunOptions, TrainConfig};
 use clipline_pipeline::partition::PartitionRequest;
-use clipline_pipeline::{bench, commit_cmd, demo, doctor, models, plan_cmd, probe, report, sql_cmd, verify};
+use clipline_bench as bench;
+use clipline_core::error::error_line;
+use clipline_models as models;
+use clipline_pipeline::{commit_cmd, plan_cmd, probe};
+use clipline_shard::output::verify_output;
+use logging::LogFormat;
+
+mod atomic_file;
+mod demo;
+mod doctor;
+mod logging;
+mod malloc;
+mod report;
+mod sql_cmd;
 
 /// clipline: cut raw videos into clean clips with Parquet manifests, ready for captioning,
 /// embedding and training.
@@ -231,7 +243,7 @@ const EXIT_PARTITIONS_UNFINISHED: u8 = 4;
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
-    clipline_pipeline::malloc::limit_arenas();
+    malloc::limit_arenas();
     let cli = Cli::parse();
     let progress = progress_display(cli.quiet);
     logging::init(cli.log_format, &progress);
@@ -245,7 +257,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command, &progress)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", logging::error_line(&e));
+            eprintln!("error: {}", error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -297,7 +309,11 @@ async fn dispatch(command: Cmd, progress: &indicatif::MultiProgress) -> anyhow::
         Cmd::Shards(ShardsCmd::Verify { output }) => {
             let store = Store::open(&output).with_context(|| format!("cannot open {output}"))?;
             let bar = clipline_pipeline::runtime::stage_bar(progress, "verify", "shards");
-            let verification = verify::verify_output(&store, &bar).await?;
+            let verification = verify_output(&store, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .await?;
             bar.finish_and_clear();
             println!("{verification}");
             Ok(if verification.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

