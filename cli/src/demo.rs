@@ -17,7 +17,30 @@ use anyhow::Context;
 use image::{Rgba, RgbaImage};
 use serde::Serialize;
 
+use clipline_pipeline::config::Config;
 use clipline_pipeline::tools::{last_error_line, run_limited, Limits, Tools};
+use indicatif::MultiProgress;
+
+use crate::run_cmd::run_and_report;
+
+/// Write the demo videos under `output/inputs` and run `configs/demo.toml` over them into
+/// `output`.
+///
+/// # Errors
+/// When ffmpeg is missing, the videos cannot be written, or the run fails.
+pub async fn demo(output: &Path, progress: &MultiProgress) -> anyhow::Result<std::process::ExitCode> {
+    let tools = Tools::locate()?;
+    let inputs = inputs_dir(output);
+    tracing::info!(dir = %inputs.display(), "writing synthetic demo videos");
+    let truth = tokio::task::spawn_blocking(move || write_inputs(&tools, &inputs)).await??;
+    let mut config = Config::parse(include_str!("../../configs/demo.toml"), "configs/demo.toml")?;
+    config.run.inputs = vec![inputs_dir(output).display().to_string()];
+    config.run.output = Some(output.display().to_string());
+    let code = run_and_report(config, None, progress).await?;
+    let shots: usize = truth.iter().map(|t| t.segments.len()).sum();
+    println!("demo: {} synthetic videos with {shots} true segments; ground truth in {}", truth.len(), inputs_dir(output).join("truth.json").display());
+    Ok(code)
+}
 
 /// Frame size and rate of the demo videos.
 pub const WIDTH: u32 = 320;

@@ -2,9 +2,11 @@
 //! scores → clip plan and filters → clip files, middle frames, caption frames and bucket frames
 //! → manifest rows (captions and samples are added by the model stages after it).
 //!
-//! Nothing here fails the run: whatever goes wrong with an input becomes its `videos` row's
-//! status and reason, and a clip whose files cannot be written keeps its row with status
-//! `failed`.
+//! Nothing that goes wrong with an input fails the run: it becomes its `videos` row's status and
+//! reason, and a clip whose files cannot be made keeps its row with status `failed`. Only the
+//! output refusing a clip's files ([`StorageFailure`]) stops the run: the output is unusable, so
+//! the run ends there instead of recording failed clips (what is committed stays; started again,
+//! it resumes). That failure travels back with the video as a value.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,10 +95,12 @@ pub struct Ingest {
     pub frames: AtomicU64,
     /// Lowest input index seen for each content hash, so a later copy skips the work.
     claims: Mutex<HashMap<String, usize>>,
-    /// The first failure to write a clip file or frame to the output (after the store's
-    /// retries): the output is unusable, so the run stops instead of recording failed clips.
-    storage_failure: std::sync::OnceLock<String>,
 }
+
+/// The output refused a clip's file (after the store's retries): the run must stop.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageFailure(pub String);
 
 impl Ingest {
     /// Assemble the run state.
@@ -113,12 +117,14 @@ impl Ingest {
             scratch,
             frames: AtomicU64::new(0),
             claims: Mutex::new(HashMap::new()),
-            storage_failure: std::sync::OnceLock::new(),
         }
     }
 
     /// Process input number `index` (its position in the sorted input list).
-    pub async fn process(self: Arc<Self>, index: usize, source: Source) -> VideoOutcome {
+    ///
+    /// # Errors
+    /// When the output refuses one of its clips' files.
+    pub async fn process(self: Arc<Self>, index: usize, source: Source) -> Result<VideoOutcome, StorageFailure> {
         let uri = source.uri();
         let mut outcome = VideoOutcome { video: VideoRow::unprocessed(&uri, &self.settings_hash), shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], embed_inputs: vec![], samples: vec![], frames_decoded: 0, cancelled: false };
         let fetched = match self.stages.fetch.run(self.fetcher.fetch(&source)).await {
@@ -126,7 +132,7 @@ impl Ingest {
             Err(e) => {
                 outcome.video.size_bytes = e.size.map(|s| s as i64);
                 self.skip_probe_and_decode();
-                return self.fail(outcome, e.kind, e.message);
+                return Ok(self.fail(outcome, e.kind, e.message));
             }
         };
         outcome.video.video_id = Some(fetched.video_id.clone());
@@ -134,7 +140,7 @@ impl Ingest {
         if self.claimed_earlier(&fetched.video_id, index) {
             outcome.video.status = VideoStatus::Duplicate;
             self.skip_probe_and_decode();
-            return outcome;
+            return Ok(outcome);
         }
 
         let probe = {
@@ -146,20 +152,20 @@ impl Ingest {
             Ok(p) => p,
             Err(e) => {
                 self.stages.decode.skip(1);
-                return self.fail(outcome, e.kind(), format!("{uri}: {e}"));
+                return Ok(self.fail(outcome, e.kind(), format!("{uri}: {e}")));
             }
         };
         record_probe(&mut outcome.video, &probe, &timeline);
 
         let (records, shots) = match self.analyse(&fetched.path, &probe, &mut outcome).await {
             Ok(analysis) => analysis,
-            Err((kind, message)) => return self.fail(outcome, kind, message),
+            Err((kind, message)) => return Ok(self.fail(outcome, kind, message)),
         };
         let times = FrameTimes::new(&probe, timeline);
         outcome.shots = self.shot_rows(&fetched.video_id, &uri, &shots, &times);
         outcome.video.shots = shots.len() as i64;
         let planned = clips::plan(&shots, &records, &self.config.clips, &self.config.filters);
-        (outcome.clips, outcome.caption_frames, outcome.embed_inputs) = self.write_clips(&fetched, &uri, &probe, &times, &planned).await;
+        (outcome.clips, outcome.caption_frames, outcome.embed_inputs) = self.write_clips(&fetched, &uri, &probe, &times, &planned).await?;
         outcome.video.clips = outcome.clips.len() as i64;
         if outcome.video.status == VideoStatus::Ok && outcome.clips.is_empty() {
             outcome.video.status = VideoStatus::Skipped;
@@ -172,7 +178,7 @@ impl Ingest {
             ));
         }
         outcome.cancelled = self.cancel.is_cancelled();
-        outcome
+        Ok(outcome)
     }
 
     fn fail(&self, mut outcome: VideoOutcome, kind: FailureKind, message: String) -> VideoOutcome {
@@ -314,6 +320,9 @@ impl Ingest {
 
     /// Rows of all planned clips; the files of those not filtered are written meanwhile, and
     /// their caption frames and bucketed frames taken.
+    ///
+    /// # Errors
+    /// When the output refuses a file.
     async fn write_clips(
         self: &Arc<Self>,
         fetched: &Fetched,
@@ -321,14 +330,14 @@ impl Ingest {
         probe: &Probe,
         times: &FrameTimes,
         planned: &[PlannedClip],
-    ) -> (Vec<ClipRow>, Vec<ClipFrames>, Vec<EmbedInput>) {
+    ) -> Result<(Vec<ClipRow>, Vec<ClipFrames>, Vec<EmbedInput>), StorageFailure> {
         let mut rows: Vec<ClipRow> = planned.iter().map(|clip| self.clip_row(fetched, uri, probe.video.display_size(), times, clip)).collect();
         let wanted: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].filter_reason.is_none()).collect();
         self.stages.extract.bar.inc_length(wanted.len() as u64);
         let c = &self.config.clips;
         if !c.write_clip_files && !c.write_middle_frames && !self.config.caption.enabled() && !self.config.embed.enabled() {
             self.stages.extract.skip(wanted.len() as u64);
-            return (rows, Vec::new(), Vec::new());
+            return Ok((rows, Vec::new(), Vec::new()));
         }
         let mut embed_inputs = Vec::new();
         let specs: Vec<ClipFiles> = wanted
@@ -352,14 +361,15 @@ impl Ingest {
                     }
                     embed_inputs.extend(written.embed_inputs);
                 }
-                Err(message) => {
+                Err(ClipFailure::Clip(message)) => {
                     tracing::warn!(clip = %row.clip_id, "{message}");
                     row.status = ClipStatus::Failed;
                     row.filter_reason = Some(message);
                 }
+                Err(ClipFailure::Storage(failure)) => return Err(failure),
             }
         }
-        (rows, caption_frames, embed_inputs)
+        Ok((rows, caption_frames, embed_inputs))
     }
 
     /// The bucketed frames to take for a clip's samples; samples no bucket fits go straight to
@@ -415,7 +425,7 @@ impl Ingest {
             Ok(dir) => dir,
             Err(e) => {
                 let message = format!("cannot create scratch dir in {}: {e}", self.scratch.display());
-                return batch.iter().map(|_| Err(message.clone())).collect();
+                return batch.iter().map(|_| Err(ClipFailure::Clip(message.clone()))).collect();
             }
         };
         for files in &mut batch {
@@ -456,23 +466,15 @@ impl Ingest {
         for (files, outcome) in batch.iter().zip(written) {
             results.push(match outcome {
                 Ok(()) => self.upload(files).await,
-                Err(e) => Err(e),
+                Err(e) => Err(ClipFailure::Clip(e)),
             });
         }
         results
     }
 
-    /// Why writing to the output failed, if it did: the run must stop there (what is committed
-    /// stays; started again, it resumes).
-    pub fn storage_failure(&self) -> Option<&str> {
-        self.storage_failure.get().map(String::as_str)
-    }
-
-    /// Upload one of a clip's files; a failure is kept as the run's storage failure.
-    async fn put_clip_file(&self, key: &str, path: &Path) -> Result<String, String> {
-        extract::upload(&self.output, key, path).await.inspect_err(|e| {
-            self.storage_failure.get_or_init(|| e.clone());
-        })
+    /// Upload one of a clip's files.
+    async fn put_clip_file(&self, key: &str, path: &Path) -> Result<String, ClipFailure> {
+        extract::upload(&self.output, key, path).await.map_err(|e| ClipFailure::Storage(StorageFailure(e)))
     }
 
     async fn upload(&self, files: &ClipFiles) -> Written {
@@ -482,7 +484,7 @@ impl Ingest {
         let caption_frames = files
             .caption_frames
             .iter()
-            .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| format!("cannot read caption frame {}: {e}", path.display())))
+            .map(|(_, path)| image::open(path).map(|i| i.to_rgb8()).map_err(|e| ClipFailure::Clip(format!("cannot read caption frame {}: {e}", path.display()))))
             .collect::<Result<_, _>>()?;
         let embed_inputs = files.embed_frames.iter().map(|f| EmbedInput { clip_id: files.name.clone(), kind: f.kind, frames: f.take(), caption: None }).collect();
         Ok(WrittenClip { clip_uri, frame_uri, caption_frames, embed_inputs })
@@ -501,8 +503,16 @@ struct WrittenClip {
     embed_inputs: Vec<EmbedInput>,
 }
 
+/// Why a clip has no files.
+enum ClipFailure {
+    /// They could not be made or read back: the clip fails alone.
+    Clip(String),
+    /// The output refused them: the run stops.
+    Storage(StorageFailure),
+}
+
 /// A clip's files and frames, or why they are missing.
-type Written = Result<WrittenClip, String>;
+type Written = Result<WrittenClip, ClipFailure>;
 
 /// The files one clip gets, and where its frames are in the source.
 #[derive(Clone)]

@@ -299,7 +299,7 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
         .map(|(index, source)| tokio::spawn(ingest.clone().process(index, source)))
         .buffered(Stages::in_flight(limits))
         .map(|outcome| async move {
-            let mut outcome = outcome.context("a video task panicked")?;
+            let mut outcome = outcome.context("a video task panicked")?.map_err(|failure| anyhow::anyhow!("{STOPPED_WRITING}: {failure}"))?;
             if let Some(stage) = captioner {
                 outcome.captions = stage.caption(std::mem::take(&mut outcome.caption_frames)).await?;
                 outcome.filter_text_area(max_text_area);
@@ -318,9 +318,6 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
         if outcome.cancelled || cancel.is_cancelled() {
             interrupted = true;
             break;
-        }
-        if let Some(e) = ingest.storage_failure() {
-            anyhow::bail!("{STOPPED_WRITING}: {e}");
         }
         let chunk = chunks.next().expect("one chunk per source");
         ingest.stages.commit.run(committer.add(outcome, chunk)).await.map_err(|e| resumable(e.into()))?;

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::Duration;
 
 use clipline_core::manifest::commits::markers;
 use clipline_core::storage::Store;
@@ -50,10 +49,11 @@ fn sigkill_at_random_moments_of_partitions_and_commit_leaves_exactly_an_uninterr
         commands
     };
     let (reference, out) = (format!("s3://{}/uninterrupted", s3.bucket), format!("s3://{}/killed", s3.bucket));
-    let measured: Vec<Duration> = commands(&reference).iter_mut().map(timed).collect();
-    let mut kills = Vec::new();
-    for (mut cmd, measured) in commands(&out).into_iter().zip(&measured) {
-        kills.extend(kill_repeatedly(&mut cmd, &mut rng, *measured, KILLS_PER_COMMAND));
+    // Each command is timed right before its twin is killed, so both meet about the same load.
+    let (mut measured, mut kills) = (Vec::new(), Vec::new());
+    for (mut uninterrupted, mut cmd) in commands(&reference).into_iter().zip(commands(&out)) {
+        measured.push(timed(&mut uninterrupted));
+        kills.extend(kill_repeatedly(&mut cmd, &mut rng, *measured.last().unwrap(), KILLS_PER_COMMAND));
     }
     eprintln!("crash test: {} SIGKILLs at {kills:?}, commands running {measured:?} uninterrupted", kills.len());
 
