@@ -2,7 +2,8 @@
 //! Parquet manifests out.
 //!
 //! The dataflow is `discover → fetch → probe → decode + detect → plan clips → extract → caption
-//! → embed → shard → commit` ([`run`]); every stage is a module with one job. A source is decoded once at a small analysis
+//! → filter → embed → shard → commit` ([`run`]); the per-video stages are types in [`stage`],
+//! chained for one video by [`ingest`]. A source is decoded once at a small analysis
 //! size ([`decode`]); shot detection and per-clip scores share that pass ([`detect`], [`clips`]).
 //! Commits are atomic and resumable ([`commit`]); failures are rows, not crashes ([`ingest`]).
 //! Across machines, [`plan_cmd`] deals the inputs to partitions, each run as one [`partition`]
@@ -25,4 +26,5 @@ pub mod probe;
 pub mod run;
 pub mod runtime;
 pub mod sources;
+pub mod stage;
 pub mod tools;

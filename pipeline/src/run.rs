@@ -20,6 +20,7 @@ use clipline_shard::sink::ShardSink;
 use crate::commit::{CommitError, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
+use crate::stage::{filter, RunContext};
 use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, WorkerEnd, PARTITIONS_DIR};
 use crate::plan_cmd::{chunk_keys, read_plan};
 use crate::runtime::{Cancel, StageLimits, Stages};
@@ -106,6 +107,15 @@ impl fmt::Display for RunSummary {
             None => write!(f, "  manifests: {}/manifests/{{{tables}}}", self.output),
         }
     }
+}
+
+/// A run's settings, output and work, resolved once.
+struct Job {
+    config: Config,
+    /// Fingerprint of the output-relevant settings: computed once, here.
+    settings_hash: String,
+    output: Store,
+    work: Work,
 }
 
 /// What a run is to process: its sources in input order, each with its commit chunk.
@@ -203,18 +213,19 @@ pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: 
         Some(request) => Work::planned(&config, &output, request, &settings_hash).await?,
         None => Work::discover(&config, &output).await?,
     };
-    match work.partition {
-        Some(partition) => run_partition(config, work, partition, output, progress, cancel).await,
-        None => run_work(config, work, output, progress, cancel).await,
+    let job = Job { config, settings_hash, output, work };
+    match job.work.partition {
+        Some(partition) => run_partition(job, partition, progress, cancel).await,
+        None => run_work(job, progress, cancel).await,
     }
 }
 
 /// Run a partition under its lease, and record how it ended for `clipline commit`.
-async fn run_partition(config: Config, work: Work, partition: Partition, output: Store, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
-    let inputs = work.sources.len() as u64;
-    let lease = Arc::new(Lease::acquire(&output, partition, Duration::from_secs(config.run.lease_s)).await?);
-    let heartbeat = tokio::spawn(keep_lease(lease.clone(), partition, config.run.lease_s, cancel.clone()));
-    let result = run_work(config, work, output.clone(), progress, cancel).await;
+async fn run_partition(job: Job, partition: Partition, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+    let (inputs, output, lease_s) = (job.work.sources.len() as u64, job.output.clone(), job.config.run.lease_s);
+    let lease = Arc::new(Lease::acquire(&output, partition, Duration::from_secs(lease_s)).await?);
+    let heartbeat = tokio::spawn(keep_lease(lease.clone(), partition, lease_s, cancel.clone()));
+    let result = run_work(job, progress, cancel).await;
     heartbeat.abort();
     let lost = heartbeat.await.is_ok_and(|lost| lost);
     let status = match &result {
@@ -255,11 +266,11 @@ async fn keep_lease(lease: Arc<Lease>, partition: Partition, lease_s: u64, cance
     }
 }
 
-async fn run_work(config: Config, work: Work, output: Store, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+async fn run_work(job: Job, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+    let Job { config, settings_hash, output, work } = job;
     let started = Instant::now();
     let started_at = Timestamp::now();
     let tools = Tools::locate()?.with_memory_limit(config.decode.max_memory_mib);
-    let settings_hash = config.settings_hash();
     let scratch = tempfile::Builder::new().prefix("clipline-").tempdir().context("cannot create a scratch directory")?;
     let sink = config.embed.enabled().then(|| ShardSink::new(output.clone(), &config.shards, &scratch.path().join("shards")));
     let (mut committer, resume) = Committer::open(output.clone(), settings_hash.clone(), work.layout.clone(), sink).await?;
@@ -289,7 +300,17 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
     let embedder =
         if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), config.run.queue_bytes(), stages.embed.bar.clone())?) } else { None };
     let fetcher = Fetcher::new(config.sources.clone(), scratch.path().join("spool"))?;
-    let ingest = Arc::new(Ingest::new(config.clone(), tools, output.clone(), fetcher, stages, cancel.clone(), scratch.path().to_path_buf()));
+    let ctx = Arc::new(RunContext {
+        config: config.clone(),
+        tools,
+        output: output.clone(),
+        settings_hash: settings_hash.clone(),
+        detector: config.shots.describe(),
+        cancel: cancel.clone(),
+        scratch: scratch.path().to_path_buf(),
+        stages,
+    });
+    let ingest = Arc::new(Ingest::new(ctx.clone(), fetcher));
 
     let (captioner, embedder) = (captioner.as_ref(), embedder.as_ref());
     let max_text_area = config.filters.max_text_area;
@@ -302,7 +323,7 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
             let mut outcome = outcome.context("a video task panicked")?.map_err(|failure| anyhow::anyhow!("{STOPPED_WRITING}: {failure}"))?;
             if let Some(stage) = captioner {
                 outcome.captions = stage.caption(std::mem::take(&mut outcome.caption_frames)).await?;
-                outcome.filter_text_area(max_text_area);
+                filter::text_area(&mut outcome.clips, &outcome.captions, &mut outcome.embed_inputs, max_text_area);
             }
             if let Some(stage) = embedder {
                 let captions = outcome.captions.iter().filter(|c| c.status == CaptionStatus::Ok).map(|c| (c.clip_id.clone(), c.caption.clone())).collect();
@@ -320,14 +341,14 @@ async fn run_work(config: Config, work: Work, output: Store, progress: &MultiPro
             break;
         }
         let chunk = chunks.next().expect("one chunk per source");
-        ingest.stages.commit.run(committer.add(outcome, chunk)).await.map_err(|e| resumable(e.into()))?;
+        ctx.stages.commit.run(committer.add(outcome, chunk)).await.map_err(|e| resumable(e.into()))?;
     }
     drop(results);
     interrupted |= cancel.is_cancelled();
     if !interrupted {
         committer.flush().await.map_err(|e| resumable(e.into()))?;
     }
-    ingest.stages.finish();
+    ctx.stages.finish();
 
     let committed = committer.committed.clone();
     let failed = committed.videos.of(VideoStatus::Failed);
