@@ -19,6 +19,7 @@ pub mod detect;
 pub mod embed;
 pub mod extract;
 pub mod ingest;
+pub mod job;
 pub mod model_queue;
 pub mod partition;
 pub mod plan_cmd;

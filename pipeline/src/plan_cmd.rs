@@ -24,7 +24,7 @@ use crate::commit::chunk_key;
 use crate::config::Config;
 use crate::partition::PARTITIONS_DIR;
 use crate::runtime::stage_bar;
-use crate::run::{discover_inputs, open_output};
+use crate::job::{discover_inputs, open_output};
 use crate::sources::{redact, Fetcher};
 
 /// Inputs whose size is asked for at once (HTTP HEADs).

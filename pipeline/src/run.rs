@@ -20,11 +20,12 @@ use clipline_shard::sink::ShardSink;
 use crate::commit::{CommitError, Committed, Committer, Layout};
 use crate::config::{cores, Config};
 use crate::ingest::Ingest;
+use crate::job::{discover_inputs, open_output};
 use crate::stage::{filter, RunContext};
 use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, WorkerEnd, PARTITIONS_DIR};
 use crate::plan_cmd::{chunk_keys, read_plan};
 use crate::runtime::{Cancel, StageLimits, Stages};
-use crate::sources::{discover, Fetcher, Source};
+use crate::sources::{Fetcher, Source};
 use crate::tools::Tools;
 
 /// What a run did.
@@ -164,24 +165,6 @@ impl Work {
         }
         Ok(Self { sources, layout: Layout::Partition { markers_dir: partition.commits_dir(), chunk_keys }, partition: Some(partition) })
     }
-}
-
-/// The configured output (`run.output` or `--output`), opened.
-///
-/// # Errors
-/// When none is given or it cannot be opened.
-pub(crate) fn open_output(config: &Config) -> anyhow::Result<Store> {
-    let uri = config.run.output.as_deref().context("no output given: pass --output URI or set run.output in the config")?;
-    Store::open(uri).with_context(|| format!("cannot open output {uri}"))
-}
-
-/// The configured inputs (`run.inputs` or `--input`), expanded into sources in input order.
-///
-/// # Errors
-/// When none are given or they cannot be listed.
-pub(crate) async fn discover_inputs(config: &Config) -> anyhow::Result<Vec<Source>> {
-    anyhow::ensure!(!config.run.inputs.is_empty(), "no inputs given: pass --input URI (files, directories, globs, s3:// prefixes or URLs)");
-    Ok(discover(&config.run.inputs, &config.sources).await?)
 }
 
 /// What a run that cannot write to its output says: the fix is to run it again.
