@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use clipline_core::manifest::RunStatus;
 use clipline_pipeline::config::Config;
 use clipline_pipeline::partition::PartitionRequest;
 use clipline_pipeline::run::run;
-use clipline_pipeline::runtime::Cancel;
+use clipline_pipeline::runtime::{Bars, Cancel};
 use clipline_pipeline::{commit_cmd, plan_cmd};
 use indicatif::MultiProgress;
 
@@ -140,7 +141,7 @@ pub async fn run_and_report(config: Config, partition: Option<PartitionRequest>,
             }
         }
     });
-    let summary = run(config, partition, progress, cancel).await?;
+    let summary = run(config, partition, Arc::new(Bars::new(progress)), cancel).await?;
     println!("{summary}");
     Ok(match summary.status {
         RunStatus::Completed => ExitCode::SUCCESS,

@@ -17,10 +17,11 @@ use clipline_captioner::{bundled, prompt, Captioner, CaptionerConfig, Generated}
 use clipline_core::manifest::{CaptionRow, CaptionStatus, Timestamp};
 use clipline_onnx::{Device, SessionOptions};
 use image::RgbImage;
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::together_or_alone;
 use crate::model_queue::{ModelQueue, Weighed};
+use crate::runtime::Progress;
 use clipline_models::{resolve, Role};
 
 /// `[caption]`: the captioning model, its prompt, the frames it sees, generation.
@@ -136,7 +137,7 @@ impl CaptionStage {
     ///
     /// # Errors
     /// When the model or prompt cannot be loaded.
-    pub fn start(config: &CaptionConfig, cache: &std::path::Path, queue_bytes: usize, bar: ProgressBar) -> anyhow::Result<Self> {
+    pub fn start(config: &CaptionConfig, cache: &std::path::Path, queue_bytes: usize, progress: Progress) -> anyhow::Result<Self> {
         let model_dir = resolve(&config.model, Role::Captioner, &[bundled::BUNDLED], cache, "caption.model")?;
         let session = SessionOptions { device: config.device, intra_threads: config.threads };
         let text_detector = match config.text_detector.as_str() {
@@ -165,7 +166,7 @@ impl CaptionStage {
         tracing::info!(model = %model_id, prompt = %prompt_hash, "caption model loaded");
         let positions = positions_text(&config.frame_positions);
         let mut worker = Worker { captioner, text_detector, batch_size: config.batch_size, positions, model_id: model_id.clone(), prompt_hash: prompt_hash.clone() };
-        let queue = ModelQueue::start("captioner", config.batch_size, queue_bytes, bar, move |clips| worker.caption(&clips))?;
+        let queue = ModelQueue::start("captioner", config.batch_size, queue_bytes, progress, move |clips| worker.caption(&clips))?;
         Ok(Self { queue, model_id, prompt_hash })
     }
 
@@ -199,20 +200,28 @@ impl Worker {
 
     /// Rows for a batch; a failed batch is retried clip by clip to find the bad one.
     fn caption_batch(&mut self, batch: &[ClipFrames]) -> Vec<CaptionRow> {
-        let started = Instant::now();
-        let frames: Vec<&[RgbImage]> = batch.iter().map(|c| c.frames.as_slice()).collect();
-        let keys: Vec<&str> = batch.iter().map(|c| c.clip_id.as_str()).collect();
-        match self.captioner.caption(&frames, &keys) {
-            Ok(generated) => {
-                let latency = started.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
-                batch.iter().zip(generated).map(|(clip, g)| self.row(clip, Ok(g), latency)).collect()
+        let captioner = &mut self.captioner;
+        let results = together_or_alone(batch, |clips| {
+            let started = Instant::now();
+            let frames: Vec<&[RgbImage]> = clips.iter().map(|c| c.frames.as_slice()).collect();
+            let keys: Vec<&str> = clips.iter().map(|c| c.clip_id.as_str()).collect();
+            let ms = |n: usize| started.elapsed().as_secs_f64() * 1000.0 / n as f64;
+            match captioner.caption(&frames, &keys) {
+                Ok(generated) => Ok(generated.into_iter().map(|g| (g, ms(clips.len()))).collect()),
+                Err(e) => Err((e, ms(1))),
             }
-            Err(e) if batch.len() == 1 => {
-                tracing::warn!(clip = %batch[0].clip_id, "captioning failed: {e}");
-                vec![self.row(&batch[0], Err(e.to_string()), started.elapsed().as_secs_f64() * 1000.0)]
-            }
-            Err(_) => batch.chunks(1).flat_map(|one| self.caption_batch(one)).collect(),
-        }
+        });
+        batch
+            .iter()
+            .zip(results)
+            .map(|(clip, result)| match result {
+                Ok((generated, latency)) => self.row(clip, Ok(generated), latency),
+                Err((e, latency)) => {
+                    tracing::warn!(clip = %clip.clip_id, "captioning failed: {e}");
+                    self.row(clip, Err(e.to_string()), latency)
+                }
+            })
+            .collect()
     }
 
     /// The clip's text-covered fraction, when a detector is configured; a detector failure is

@@ -28,7 +28,7 @@ use clipline_core::storage::Store;
 use clipline_shard::sink::ShardSink;
 use clipline_shard::{shard_key, ShardError, SHARDS_DIR};
 
-use crate::ingest::VideoOutcome;
+use crate::ingest::VideoResult;
 
 /// Failed inputs kept for the run summary; a run over millions of inputs must not hold (or
 /// print) every failure.
@@ -165,7 +165,7 @@ pub struct Committer {
     store: Store,
     settings_hash: String,
     layout: Layout,
-    pending: Vec<VideoOutcome>,
+    pending: Vec<VideoResult>,
     pending_chunk: usize,
     shards: Option<ShardSink>,
     first_source_of: HashMap<String, String>,
@@ -220,7 +220,7 @@ impl Committer {
     ///
     /// # Errors
     /// When a commit fails.
-    pub async fn add(&mut self, outcome: VideoOutcome, chunk: usize) -> Result<(), CommitError> {
+    pub async fn add(&mut self, outcome: VideoResult, chunk: usize) -> Result<(), CommitError> {
         if !self.pending.is_empty() && chunk != self.pending_chunk {
             self.flush().await?;
         }
@@ -285,7 +285,7 @@ impl Committer {
         Ok(())
     }
 
-    fn settle_duplicate(&mut self, outcome: &mut VideoOutcome) {
+    fn settle_duplicate(&mut self, outcome: &mut VideoResult) {
         let Some(id) = outcome.video.video_id.clone() else { return };
         match self.first_source_of.get(&id) {
             Some(first) if *first != outcome.video.source_uri => {
@@ -321,7 +321,7 @@ impl Committer {
         c.shard_bytes += shards.iter().map(|s| s.bytes as u64).sum::<u64>();
     }
 
-    fn count(&mut self, chunk: &[VideoOutcome]) {
+    fn count(&mut self, chunk: &[VideoResult]) {
         let c = &mut self.committed;
         for o in chunk {
             c.videos.add(o.video.status);
@@ -384,11 +384,11 @@ mod tests {
 
     const SETTINGS: &str = "settings-a";
 
-    fn outcome(uri: &str, video_id: &str) -> VideoOutcome {
+    fn outcome(uri: &str, video_id: &str) -> VideoResult {
         let mut video = VideoRow::unprocessed(uri, SETTINGS);
         video.video_id = Some(video_id.into());
         video.status = VideoStatus::Ok;
-        VideoOutcome { video, shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], embed_inputs: vec![], samples: vec![], frames_decoded: 10, cancelled: false }
+        VideoResult { video, shots: vec![], clips: vec![], caption_frames: vec![], captions: vec![], embed_inputs: vec![], samples: vec![], frames_decoded: 10, cancelled: false }
     }
 
     async fn open(store: &Store, layout: Layout) -> (Committer, Resume) {

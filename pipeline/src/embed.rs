@@ -18,11 +18,12 @@ use clipline_embedder::{bundled, Bucket, BucketConfig, ClipFrames, Draw, LatentM
 use clipline_models::{resolve, Role};
 use clipline_onnx::{Device, SessionOptions};
 use clipline_shard::{EncodedSample, SampleEncoder, TensorData, TensorRef};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tempfile::TempPath;
 
+use crate::batch::together_or_alone;
 use crate::model_queue::{ModelQueue, Weighed};
+use crate::runtime::Progress;
 use clipline_shard::sink::ShardsConfig;
 
 /// `[embed]`: the models, the latent taken, the buckets.
@@ -195,7 +196,7 @@ impl EmbedStage {
     ///
     /// # Errors
     /// When a model cannot be loaded.
-    pub fn start(config: &EmbedConfig, shards: &ShardsConfig, cache: &std::path::Path, queue_bytes: usize, bar: ProgressBar) -> anyhow::Result<Self> {
+    pub fn start(config: &EmbedConfig, shards: &ShardsConfig, cache: &std::path::Path, queue_bytes: usize, progress: Progress) -> anyhow::Result<Self> {
         let session = SessionOptions { device: config.device, intra_threads: config.threads };
         let vae_dir = resolve(&config.vae, Role::Vae, &bundled::ALL, cache, "embed.vae")?;
         let vae = Vae::load(&vae_dir, &session).with_context(|| format!("cannot load the VAE {}", vae_dir.display()))?;
@@ -218,7 +219,7 @@ impl EmbedStage {
         tracing::info!(vae = %identity.vae_id, text_encoder = %identity.text_encoder_id, settings = %identity.embed_hash, "embedding models loaded");
         let encoder = SampleEncoder::new(shards.zstd_level, shards.byte_planes).context("zstd refused the level")?;
         let mut worker = Worker { vae, text, encoder, identity, latent: config.latent, seed: config.seed, batch_frames: config.batch_frames };
-        let queue = ModelQueue::start("embedder", config.batch_frames, queue_bytes, bar, move |inputs| worker.embed(inputs))?;
+        let queue = ModelQueue::start("embedder", config.batch_frames, queue_bytes, progress, move |inputs| worker.embed(inputs))?;
         Ok(Self { queue })
     }
 
@@ -313,31 +314,14 @@ impl Worker {
         let mut out: Vec<Latents> = vec![None; inputs.len()];
         for ((h, w), members) in groups.into_iter().flat_map(|(size, groups)| groups.into_iter().map(move |g| (size, g))) {
             let size = (h as usize, w as usize);
-            let frames: Vec<Result<Vec<u8>, String>> = members.iter().map(|&i| read_frames(&inputs[i])).collect();
-            let clips: Vec<ClipFrames<'_>> = members
-                .iter()
-                .zip(&frames)
-                .filter_map(|(&i, rgb)| rgb.as_ref().ok().map(|rgb| ClipFrames { rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) }))
-                .collect();
             // A group with unreadable frames, or whose run fails, goes clip by clip.
-            let together = if clips.len() == members.len() { self.vae.encode_clips(&clips, size, self.batch_frames).ok() } else { None };
-            match together {
-                Some(latents) => {
-                    for (&i, latent) in members.iter().zip(latents) {
-                        out[i] = Some(Ok(latent));
-                    }
-                }
-                None => {
-                    for (&i, rgb) in members.iter().zip(&frames) {
-                        out[i] = Some(match rgb {
-                            Ok(rgb) => {
-                                let clip = ClipFrames { rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) };
-                                self.vae.encode_clips(&[clip], size, self.batch_frames).map(|one| one.into_iter().next().expect("one clip in, one out")).map_err(|e| e.to_string())
-                            }
-                            Err(e) => Err(e.clone()),
-                        });
-                    }
-                }
+            let latents = together_or_alone(&members, |group| {
+                let frames: Vec<Vec<u8>> = group.iter().map(|&i| read_frames(&inputs[i])).collect::<Result<_, _>>()?;
+                let clips: Vec<ClipFrames<'_>> = group.iter().zip(&frames).map(|(&i, rgb)| ClipFrames { rgb, frames: frames_of(&inputs[i]), draw: self.draw(&ids[i]) }).collect();
+                self.vae.encode_clips(&clips, size, self.batch_frames).map_err(|e| e.to_string())
+            });
+            for (&i, latent) in members.iter().zip(latents) {
+                out[i] = Some(latent);
             }
         }
         out

@@ -27,7 +27,7 @@ use crate::tools::ran_out_of_memory;
 
 /// What processing one input produced: its rows, and the frames the model stages take.
 #[derive(Debug)]
-pub struct VideoOutcome {
+pub struct VideoResult {
     /// The `videos` row.
     pub video: VideoRow,
     /// Its shots.
@@ -73,9 +73,9 @@ impl Ingest {
     ///
     /// # Errors
     /// When the output refuses one of its clips' files.
-    pub async fn process(self: Arc<Self>, index: usize, source: Source) -> Result<VideoOutcome, StorageFailure> {
+    pub async fn process(self: Arc<Self>, index: usize, source: Source) -> Result<VideoResult, StorageFailure> {
         let uri = source.uri();
-        let mut outcome = VideoOutcome {
+        let mut outcome = VideoResult {
             video: VideoRow::unprocessed(&uri, &self.ctx.settings_hash),
             shots: vec![],
             clips: vec![],
@@ -143,7 +143,7 @@ impl Ingest {
     }
 
     /// The outcome of a video that goes no further: a `failed` row saying why.
-    fn fail(&self, mut outcome: VideoOutcome, failure: VideoFailure) -> VideoOutcome {
+    fn fail(&self, mut outcome: VideoResult, failure: VideoFailure) -> VideoResult {
         let VideoFailure { kind, message, frames_decoded, decoded_frames } = failure;
         outcome.frames_decoded = frames_decoded;
         if let Some(frames) = decoded_frames {

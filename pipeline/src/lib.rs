@@ -9,6 +9,7 @@
 //! Across machines, [`plan_cmd`] deals the inputs to partitions, each run as one [`partition`]
 //! under a lease, and [`commit_cmd`] publishes them all at once.
 
+pub mod batch;
 pub mod caption;
 pub mod clips;
 pub mod commit;

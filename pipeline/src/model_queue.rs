@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use anyhow::Context;
-use indicatif::ProgressBar;
 use tokio::sync::{oneshot, Semaphore};
+
+use crate::runtime::Progress;
 
 /// Submissions waiting for the worker at most (the byte budget is the real bound; this keeps the
 /// channel small).
@@ -61,22 +62,22 @@ pub struct ModelQueue<I, O> {
     budget: Arc<Semaphore>,
     budget_units: u32,
     gauge: Arc<Gauge>,
-    bar: ProgressBar,
+    progress: Progress,
     name: &'static str,
 }
 
 impl<I: Weighed + Send + 'static, O: Send + 'static> ModelQueue<I, O> {
     /// Start a worker thread named `name` that runs `process` over gathered items (it must
-    /// return one result per item, in order) and moves `bar` by the items done; at most
-    /// `budget_bytes` of items are admitted at once.
+    /// return one result per item, in order) and reports the items done to `progress`; at
+    /// most `budget_bytes` of items are admitted at once.
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub fn start(name: &'static str, gather: usize, budget_bytes: usize, bar: ProgressBar, mut process: impl FnMut(Vec<I>) -> Vec<O> + Send + 'static) -> anyhow::Result<Self> {
+    pub fn start(name: &'static str, gather: usize, budget_bytes: usize, progress: Progress, mut process: impl FnMut(Vec<I>) -> Vec<O> + Send + 'static) -> anyhow::Result<Self> {
         let (queue, jobs) = mpsc::sync_channel::<Job<I, O>>(QUEUE_CAPACITY);
         let budget_units = u32::try_from(budget_bytes.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX >> 3).min(Semaphore::MAX_PERMITS as u32);
         let gauge = Arc::new(Gauge::default());
-        let (worker_bar, worker_gauge) = (bar.clone(), gauge.clone());
+        let (worker_progress, worker_gauge) = (progress.clone(), gauge.clone());
         let worker = move || {
             while let Ok(first) = jobs.recv() {
                 let mut batch = vec![first];
@@ -89,10 +90,10 @@ impl<I: Weighed + Send + 'static, O: Send + 'static> ModelQueue<I, O> {
                 let counts: Vec<usize> = batch.iter().map(|j| j.items.len()).collect();
                 let items: Vec<I> = batch.iter_mut().flat_map(|j| std::mem::take(&mut j.items)).collect();
                 let total = items.len();
-                worker_bar.set_message(describe(&worker_gauge));
+                worker_progress.note(describe(&worker_gauge));
                 let results = process(items);
                 assert_eq!(results.len(), total, "{name}: one result per item");
-                worker_bar.inc(total as u64);
+                worker_progress.done(total as u64);
                 let mut results = results.into_iter();
                 for (job, count) in batch.into_iter().zip(counts) {
                     let _ = job.reply.send(results.by_ref().take(count).collect());
@@ -100,7 +101,7 @@ impl<I: Weighed + Send + 'static, O: Send + 'static> ModelQueue<I, O> {
             }
         };
         std::thread::Builder::new().name(name.into()).spawn(worker).with_context(|| format!("cannot start the {name} thread"))?;
-        Ok(Self { queue, budget: Arc::new(Semaphore::new(budget_units as usize)), budget_units, gauge, bar, name })
+        Ok(Self { queue, budget: Arc::new(Semaphore::new(budget_units as usize)), budget_units, gauge, progress, name })
     }
 
     /// Submit a video's items and wait for their results (waits while the budget is full).
@@ -111,7 +112,7 @@ impl<I: Weighed + Send + 'static, O: Send + 'static> ModelQueue<I, O> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        self.bar.inc_length(items.len() as u64);
+        self.progress.expect(items.len() as u64);
         let bytes: usize = items.iter().map(Weighed::bytes).sum();
         let units = u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX).clamp(1, self.budget_units);
         self.gauge.waiting.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +153,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::runtime::{Silent, StageName};
+
+    fn silent() -> Progress {
+        Progress::new(StageName::Caption, Arc::new(Silent))
+    }
 
     impl Weighed for u32 {
         fn bytes(&self) -> usize {
@@ -170,7 +176,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn each_submission_gets_its_own_results_in_order() {
-        let queue = ModelQueue::start("doubler", 8, 1 << 20, ProgressBar::hidden(), |items: Vec<u32>| items.into_iter().map(|i| i * 2).collect()).unwrap();
+        let queue = ModelQueue::start("doubler", 8, 1 << 20, silent(), |items: Vec<u32>| items.into_iter().map(|i| i * 2).collect()).unwrap();
         let (a, b) = tokio::join!(queue.submit(vec![1, 2, 3]), queue.submit(vec![10, 20]));
         assert_eq!(a.unwrap(), vec![2, 4, 6]);
         assert_eq!(b.unwrap(), vec![20, 40]);
@@ -183,7 +189,7 @@ mod tests {
         let budget = 4 * MIB;
         // The model takes 30 ms per batch; 16 videos submit 1 MiB of frames each at once.
         let queue = Arc::new(
-            ModelQueue::start("slow", 1, budget, ProgressBar::hidden(), |items: Vec<Frames>| {
+            ModelQueue::start("slow", 1, budget, silent(), |items: Vec<Frames>| {
                 std::thread::sleep(Duration::from_millis(30));
                 items.into_iter().map(|f| f.0.len()).collect()
             })
@@ -222,7 +228,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_submission_larger_than_the_budget_is_admitted_alone() {
-        let queue = ModelQueue::start("big", 4, 1024, ProgressBar::hidden(), |items: Vec<Frames>| items.into_iter().map(|f| f.0.len()).collect()).unwrap();
+        let queue = ModelQueue::start("big", 4, 1024, silent(), |items: Vec<Frames>| items.into_iter().map(|f| f.0.len()).collect()).unwrap();
         let results = tokio::time::timeout(Duration::from_secs(10), queue.submit(vec![Frames(vec![0; 10_000])])).await.expect("not stuck");
         assert_eq!(results.unwrap(), [10_000]);
         assert_eq!(queue.load(), Load { held_bytes: 0, waiting: 0 });

@@ -12,7 +12,6 @@ use clipline_core::ids::fingerprint_parts;
 use clipline_core::manifest::{encode, CaptionStatus, ClipStatus, FailureKind, RunRow, RunStatus, SampleStatus, Table, Timestamp, VideoStatus};
 use clipline_core::storage::Store;
 use futures::StreamExt;
-use indicatif::MultiProgress;
 
 use crate::caption::CaptionStage;
 use crate::embed::EmbedStage;
@@ -24,7 +23,7 @@ use crate::job::{discover_inputs, open_output};
 use crate::stage::{filter, RunContext};
 use crate::partition::{Lease, Partition, PartitionRequest, PartitionStatus, WorkerEnd, PARTITIONS_DIR};
 use crate::plan_cmd::{chunk_keys, read_plan};
-use crate::runtime::{Cancel, StageLimits, Stages};
+use crate::runtime::{Cancel, Observer, StageLimits, Stages};
 use crate::sources::{Fetcher, Source};
 use crate::tools::Tools;
 
@@ -189,7 +188,7 @@ const MODEL_QUEUE_VIDEOS: usize = 8;
 /// # Errors
 /// When ffmpeg is missing, the output cannot be opened or committed to, or inputs cannot be
 /// listed; a bad input is not an error.
-pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+pub async fn run(config: Config, partition: Option<PartitionRequest>, observer: Arc<dyn Observer>, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let output = open_output(&config)?;
     let settings_hash = config.settings_hash();
     let work = match partition {
@@ -198,17 +197,17 @@ pub async fn run(config: Config, partition: Option<PartitionRequest>, progress: 
     };
     let job = Job { config, settings_hash, output, work };
     match job.work.partition {
-        Some(partition) => run_partition(job, partition, progress, cancel).await,
-        None => run_work(job, progress, cancel).await,
+        Some(partition) => run_partition(job, partition, observer, cancel).await,
+        None => run_work(job, observer, cancel).await,
     }
 }
 
 /// Run a partition under its lease, and record how it ended for `clipline commit`.
-async fn run_partition(job: Job, partition: Partition, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+async fn run_partition(job: Job, partition: Partition, observer: Arc<dyn Observer>, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let (inputs, output, lease_s) = (job.work.sources.len() as u64, job.output.clone(), job.config.run.lease_s);
     let lease = Arc::new(Lease::acquire(&output, partition, Duration::from_secs(lease_s)).await?);
     let heartbeat = tokio::spawn(keep_lease(lease.clone(), partition, lease_s, cancel.clone()));
-    let result = run_work(job, progress, cancel).await;
+    let result = run_work(job, observer, cancel).await;
     heartbeat.abort();
     let lost = heartbeat.await.is_ok_and(|lost| lost);
     let status = match &result {
@@ -249,7 +248,7 @@ async fn keep_lease(lease: Arc<Lease>, partition: Partition, lease_s: u64, cance
     }
 }
 
-async fn run_work(job: Job, progress: &MultiProgress, cancel: Cancel) -> anyhow::Result<RunSummary> {
+async fn run_work(job: Job, observer: Arc<dyn Observer>, cancel: Cancel) -> anyhow::Result<RunSummary> {
     let Job { config, settings_hash, output, work } = job;
     let started = Instant::now();
     let started_at = Timestamp::now();
@@ -278,10 +277,10 @@ async fn run_work(job: Job, progress: &MultiProgress, cancel: Cancel) -> anyhow:
         decode: nonzero_or_cores(config.run.decode_concurrency),
         extract: nonzero_or_cores(config.run.extract_concurrency),
     };
-    let stages = Stages::new(progress, limits, pending.len() as u64);
-    let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), config.run.queue_bytes(), stages.caption.bar.clone())?) } else { None };
+    let stages = Stages::new(observer, limits, pending.len() as u64);
+    let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), config.run.queue_bytes(), stages.caption.progress.clone())?) } else { None };
     let embedder =
-        if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), config.run.queue_bytes(), stages.embed.bar.clone())?) } else { None };
+        if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), config.run.queue_bytes(), stages.embed.progress.clone())?) } else { None };
     let fetcher = Fetcher::new(config.sources.clone(), scratch.path().join("spool"))?;
     let ctx = Arc::new(RunContext {
         config: config.clone(),

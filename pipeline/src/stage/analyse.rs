@@ -67,7 +67,7 @@ impl AnalyseStage {
                 report.map(|r| (r, detector.finish()))
             })
             .await;
-        self.ctx.stages.decode.bar.set_message(format!("{} frames", self.frames.load(Ordering::Relaxed)));
+        self.ctx.stages.decode.progress.note(format!("{} frames", self.frames.load(Ordering::Relaxed)));
         let (report, (records, shots)) = match result {
             Ok(r) => r,
             Err(DecodeError::Stopped { stopped, frames }) => {

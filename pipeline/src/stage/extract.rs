@@ -15,6 +15,7 @@ use tempfile::TempPath;
 
 use super::probe::{FrameTimes, Probed};
 use super::RunContext;
+use crate::batch::together_or_alone;
 use crate::caption::ClipFrames;
 use crate::clips::PlannedClip;
 use crate::config::ClipsConfig;
@@ -94,7 +95,7 @@ impl ExtractStage {
         let (probe, times) = (&probed.probe, &probed.times);
         let mut rows: Vec<ClipRow> = planned.iter().map(|clip| self.clip_row(fetched, uri, probe.video.display_size(), times, clip)).collect();
         let wanted: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].filter_reason.is_none()).collect();
-        self.ctx.stages.extract.bar.inc_length(wanted.len() as u64);
+        self.ctx.stages.extract.progress.expect(wanted.len() as u64);
         let c = &self.ctx.config.clips;
         if !c.write_clip_files && !c.write_middle_frames && !self.ctx.config.caption.enabled() && !self.ctx.config.embed.enabled() {
             self.ctx.stages.extract.skip(wanted.len() as u64);
@@ -217,11 +218,7 @@ impl ExtractStage {
                 let c = &me.ctx.config.clips;
                 let runner = extract::Runner { tools: &me.ctx.tools, limits, cancel: me.ctx.cancel.flag() };
                 let caption_side = me.ctx.config.caption.frame_max_side;
-                match runner.extract(&source, &extraction_jobs(&work, c, caption_side)) {
-                    Ok(()) => vec![Ok(()); work.len()],
-                    Err(e) if work.len() == 1 => vec![Err(e)],
-                    Err(_) => work.iter().map(|one| runner.extract(&source, &extraction_jobs(std::slice::from_ref(one), c, caption_side))).collect(),
-                }
+                together_or_alone(&work, |clips| runner.extract(&source, &extraction_jobs(clips, c, caption_side)).map(|()| vec![(); clips.len()]))
             })
             .await;
         let mut results = Vec::with_capacity(batch.len());
