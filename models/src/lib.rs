@@ -157,14 +157,17 @@ impl KnownModel {
     }
 
     /// Its directory when a pull completed (by clipline, or for a hub model by any hub client):
-    /// the snapshot of its revision holding all its files, or the wheel-laid directory.
+    /// the snapshot of its revision holding all its files, or the wheel-laid directory. A hub
+    /// model pulled by an older clipline into `cache/models/ID` (complete with its record) is
+    /// found there too, so an upgrade does not download it again.
     pub fn installed(&self, cache: &Path) -> Option<PathBuf> {
+        let laid_out = || {
+            let dir = cache.join("models").join(self.id);
+            dir.join(RECORD).is_file().then_some(dir)
+        };
         match self.source {
-            Source::Hub { repo, revision, files } => HubRepo::new(&hub_cache_dir(), repo).find(revision, files),
-            Source::Wheel { .. } => {
-                let dir = self.dir(cache);
-                dir.join(RECORD).is_file().then_some(dir)
-            }
+            Source::Hub { repo, revision, files } => HubRepo::new(&hub_cache_dir(), repo).find(revision, files).or_else(laid_out),
+            Source::Wheel { .. } => laid_out(),
         }
     }
 
@@ -276,4 +279,20 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
 /// `HF_HUB_OFFLINE` set to a true value.
 pub fn offline_from_env() -> bool {
     clipline_core::env::flag(clipline_core::env::HF_HUB_OFFLINE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_model_an_older_clipline_pulled_into_its_own_cache_is_still_found() {
+        let cache = tempfile::tempdir().unwrap();
+        let model = known("vit-gpt2-image-captioning").unwrap();
+        let legacy = cache.path().join("models/vit-gpt2-image-captioning");
+        std::fs::create_dir_all(&legacy).unwrap();
+        assert!(model.installed(cache.path()).is_none_or(|dir| dir != legacy), "no record: an interrupted pull");
+        std::fs::write(legacy.join(RECORD), "{}").unwrap();
+        assert!(model.installed(cache.path()).is_some(), "found in the old layout (or in the hub cache)");
+    }
 }
