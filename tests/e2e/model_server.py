@@ -12,7 +12,8 @@ other files answer 200 with their Git blob id as `ETag`. Every answer carries `X
 (the connection drops), so a client must resume. `--corrupt PATH` announces a wrong checksum for
 that file. Requests are logged to stdout, one per line: `METHOD PATH RANGE STATUS`.
 
-PyPI: `/pypi/PACKAGE/VERSION/json` lists one wheel, built on the fly with FILE stored as MEMBER.
+PyPI: `/pypi/PACKAGE/VERSION/json` lists one wheel, built on the fly with each FILE given for that
+package (`--wheel` may be repeated) stored as its MEMBER.
 """
 
 import hashlib
@@ -28,7 +29,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 def parse(argv):
     root, port = Path(argv[1]), int(argv[2])
-    options = {"cut": None, "corrupt": None, "wheel": None}
+    options = {"cut": None, "corrupt": None, "wheels": []}
     i = 3
     while i < len(argv):
         if argv[i] == "--cut":
@@ -36,7 +37,8 @@ def parse(argv):
         elif argv[i] == "--corrupt":
             options["corrupt"], i = argv[i + 1], i + 2
         elif argv[i] == "--wheel":
-            options["wheel"], i = argv[i + 1 : i + 5], i + 5
+            options["wheels"].append(argv[i + 1 : i + 5])
+            i += 5
         else:
             sys.exit(f"unknown argument {argv[i]}")
     return root, port, options
@@ -46,12 +48,19 @@ ROOT, PORT, OPTIONS = parse(sys.argv)
 CUT_DONE = set()
 
 
-def wheel_bytes():
-    package, version, member, file = OPTIONS["wheel"]
+def wheel_name(package, version):
+    return f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
+
+
+def wheel_bytes(package, version):
+    """The wheel, the same bytes every time (fixed member dates), so its listed digest holds."""
     buf = io.BytesIO()
+    entry = lambda name: zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(member, Path(file).read_bytes())
-        z.writestr(f"{package.replace('-', '_')}-{version}.dist-info/METADATA", f"Name: {package}\nVersion: {version}\n")
+        for p, v, member, file in OPTIONS["wheels"]:
+            if (p, v) == (package, version):
+                z.writestr(entry(member), Path(file).read_bytes(), zipfile.ZIP_DEFLATED)
+        z.writestr(entry(f"{package.replace('-', '_')}-{version}.dist-info/METADATA"), f"Name: {package}\nVersion: {version}\n")
     return buf.getvalue()
 
 
@@ -83,13 +92,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.resolve(parts[1] + "/" + parts[2], "/".join(parts[5:]))
         if len(parts) == 3 and parts[1] == "lfs":
             return self.lfs(parts[2])
-        if OPTIONS["wheel"] and self.path == f"/pypi/{OPTIONS['wheel'][0]}/{OPTIONS['wheel'][1]}/json":
-            body = wheel_bytes()
-            name = f"{OPTIONS['wheel'][0].replace('-', '_')}-{OPTIONS['wheel'][1]}-py3-none-any.whl"
-            listing = {"urls": [{"filename": name, "url": f"http://127.0.0.1:{PORT}/files/{name}", "packagetype": "bdist_wheel", "digests": {"sha256": hashlib.sha256(body).hexdigest()}}]}
-            return self.answer(200, {"Content-Type": "application/json"}, json.dumps(listing).encode())
-        if OPTIONS["wheel"] and self.path.startswith("/files/"):
-            return self.ranged(wheel_bytes())
+        for package, version in {(p, v) for p, v, _, _ in OPTIONS["wheels"]}:
+            name = wheel_name(package, version)
+            if self.path == f"/pypi/{package}/{version}/json":
+                digest = hashlib.sha256(wheel_bytes(package, version)).hexdigest()
+                listing = {"urls": [{"filename": name, "url": f"http://127.0.0.1:{PORT}/files/{name}", "packagetype": "bdist_wheel", "digests": {"sha256": digest}}]}
+                return self.answer(200, {"Content-Type": "application/json"}, json.dumps(listing).encode())
+            if self.path == f"/files/{name}":
+                return self.ranged(wheel_bytes(package, version))
         self.answer(404, {})
 
     def resolve(self, repo, path):

