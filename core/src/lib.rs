@@ -3,9 +3,9 @@
 //! The pipeline writes, the trainer reads and the analysts query the same outputs, and none of
 //! them should pull in the others' heavy dependencies (the trainer must not link ONNX Runtime to
 //! read a manifest). So what they agree on lives here, small: where outputs are stored
-//! ([`storage`]), how things are named ([`ids`]), where the per-user cache is ([`cache`]), which environment variables clipline reads ([`env`]), how it fetches over HTTP
-//! ([`http`]), and the manifest tables with their Parquet
-//! encoding ([`manifest`]).
+//! ([`storage`]), how things are named ([`ids`]), where the per-user caches are ([`cache`]),
+//! which environment variables clipline reads ([`env`](mod@env)), how it fetches over HTTP
+//! ([`http`]), and the manifest tables with their Parquet encoding ([`manifest`]).
 
 pub mod cache;
 pub mod env;
