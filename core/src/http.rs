@@ -158,7 +158,7 @@ impl RetryPolicy {
 
 /// Exponential backoff with jitter before attempt `attempt` (from 1): about 0.5 s, 1 s, 2 s ...
 /// capped at 10 s, each drawn from the upper half so that many workers do not retry in step.
-pub fn backoff(attempt: u32) -> Duration {
+fn backoff(attempt: u32) -> Duration {
     let base = 500u64.saturating_mul(1 << attempt.min(5)).min(10_000);
     let jitter = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| u64::from(d.subsec_nanos()) % (base / 2 + 1)).unwrap_or(0);
     Duration::from_millis(base / 2 + jitter)
