@@ -189,12 +189,13 @@ mod tests {
         let budget = 4 * MIB;
         // The model stalls until the test has seen the queue full: 16 videos submit 1 MiB of
         // frames each, 4 fit the budget, so 12 must wait, however fast or loaded the machine is.
-        let stalled = Arc::new(std::sync::Mutex::new(()));
-        let gate = stalled.lock().unwrap();
-        let model_gate = stalled.clone();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let model_gate = open.clone();
         let queue = Arc::new(
             ModelQueue::start("stalled", 1, budget, silent(), move |items: Vec<Frames>| {
-                drop(model_gate.lock().unwrap());
+                while !model_gate.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 items.into_iter().map(|f| f.0.len()).collect()
             })
             .unwrap(),
@@ -210,7 +211,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the queue never filled: {:?}", queue.load());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        drop(gate);
+        open.store(true, Ordering::Release);
         for producer in producers {
             assert_eq!(producer.await.unwrap(), [MIB]);
         }
