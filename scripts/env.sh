@@ -4,6 +4,8 @@
 CLIPLINE_CACHE="${CLIPLINE_CACHE:-$HOME/.cache/clipline}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CLIPLINE_CACHE/target}"
 CLIPLINE_VENV="$CLIPLINE_CACHE/venv"
+# pip's downloads (the PyTorch wheels of the test set-up are a few GB) are kept here too.
+export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$CLIPLINE_CACHE/pip}"
 # The ONNX Runtime release the `ort` crate is built for (onnx/src/library.rs WANTED_VERSION).
 ORT_VERSION=1.31.1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

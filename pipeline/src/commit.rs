@@ -468,6 +468,8 @@ mod tests {
             transition: "start".into(),
             boundary_score: 0.0,
             detector: "adaptive".into(),
+            transition_start_frame: 0,
+            transition_end_frame: 0,
         });
         committer.add(copy, 1).await.unwrap();
         committer.flush().await.unwrap();

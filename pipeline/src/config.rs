@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::caption::CaptionConfig;
 use crate::embed::EmbedConfig;
 use clipline_shard::sink::ShardsConfig;
-use crate::detect::DetectorConfig;
+use crate::detect::{DetectConfig, DetectorConfig};
 
 /// Everything `clipline run` can be told.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,9 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// Probing and the analysis decode.
     pub decode: DecodeConfig,
-    /// Shot detection.
+    /// Which shot detector runs: the adaptive one, TransNetV2, or both.
+    pub detect: DetectConfig,
+    /// The adaptive (frame-difference) shot detector.
     pub shots: DetectorConfig,
     /// Cutting shots into clips, and the per-clip files.
     pub clips: ClipsConfig,
@@ -312,12 +314,18 @@ impl Config {
         self.caption.validate()?;
         self.embed.validate(self.caption.enabled())?;
         self.shards.validate()?;
+        self.detect.validate()?;
         self.shots.validate()
+    }
+
+    /// The shot detector and its settings, as recorded in the `shots` and `clips` tables.
+    pub fn detector(&self) -> String {
+        self.detect.describe(&self.shots)
     }
 
     /// Fingerprint of the settings that change what the pipeline writes.
     pub fn settings_hash(&self) -> String {
-        let parts = [
+        let mut parts = vec![
             serde_json::to_string(&self.decode.analysis_width).unwrap_or_default(),
             serde_json::to_string(&self.decode.analysis_height).unwrap_or_default(),
             serde_json::to_string(&self.shots).unwrap_or_default(),
@@ -327,6 +335,10 @@ impl Config {
             serde_json::to_string(&self.embed.sample_settings()).unwrap_or_default(),
             serde_json::to_string(&self.shards.format_settings()).unwrap_or_default(),
         ];
+        // Only a method that runs the model adds a part, so adaptive runs keep their hash.
+        if self.detect.method.uses_model() {
+            parts.push(self.detector());
+        }
         clipline_core::ids::fingerprint_parts(parts)
     }
 

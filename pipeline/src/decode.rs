@@ -5,6 +5,11 @@
 //! `-fps_mode passthrough` keeps ffmpeg from duplicating or dropping frames, so frame `n` of the
 //! callback is decoded frame `n` of the source, and a [`crate::tools::Watchdog`] kills a decoder
 //! that stalls.
+//!
+//! A second size (TransNetV2's 48×27) comes from the same decode: the decoded frame is split in
+//! ffmpeg, each copy scaled on its own (the second exactly as `-s WxH` scales, so the model sees
+//! the frames its reference implementation sees), and the two stacked into one raw frame, which
+//! is cut apart again here.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -55,7 +60,61 @@ pub enum DecodeError {
     },
 }
 
-/// Decode `stream_index` of `path` to `width`x`height` RGB, calling `on_frame` for each frame.
+/// The sizes one analysis decode gives each frame at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// The analysis frames (scaled with area averaging).
+    pub main: (u32, u32),
+    /// A second copy of each frame at this size (scaled as `ffmpeg -s` scales), if wanted.
+    pub second: Option<(u32, u32)>,
+}
+
+impl Sizes {
+    /// The `-vf` or `-filter_complex` arguments.
+    fn filter_args(&self, stream_index: u32) -> Vec<String> {
+        let (w, h) = self.main;
+        match self.second {
+            None => vec!["-map".into(), format!("0:{stream_index}"), "-vf".into(), format!("scale={w}:{h}:flags=area")],
+            Some((w2, h2)) => {
+                let wide = w.max(w2);
+                let graph = format!(
+                    "[0:{stream_index}]split=2[a][b];[a]scale={w}:{h}:flags=area,format=rgb24,pad={wide}:{h}[a1];[b]scale={w2}:{h2},format=rgb24,pad={wide}:{h2}[b1];[a1][b1]vstack=inputs=2[out]"
+                );
+                vec!["-filter_complex".into(), graph, "-map".into(), "[out]".into()]
+            }
+        }
+    }
+
+    /// Bytes of one raw output frame.
+    fn frame_len(&self) -> usize {
+        let (w, h) = self.main;
+        match self.second {
+            None => (w * h * 3) as usize,
+            Some((w2, h2)) => (w.max(w2) * (h + h2) * 3) as usize,
+        }
+    }
+
+    /// Cut one raw output frame into the main frame and the second (copied into `main` and
+    /// `second` when the frame was stacked; borrowed when it was not).
+    fn split<'a>(&self, raw: &'a [u8], main: &'a mut Vec<u8>, second: &'a mut Vec<u8>) -> (&'a [u8], Option<&'a [u8]>) {
+        let Some((w2, h2)) = self.second else { return (raw, None) };
+        let (w, h) = self.main;
+        let stride = (w.max(w2) * 3) as usize;
+        let rows = |into: &mut Vec<u8>, first: u32, count: u32, width: u32| {
+            into.clear();
+            for r in first..first + count {
+                let at = r as usize * stride;
+                into.extend_from_slice(&raw[at..at + (width * 3) as usize]);
+            }
+        };
+        rows(main, 0, h, w);
+        rows(second, h, h2, w2);
+        (main, Some(second))
+    }
+}
+
+/// Decode `stream_index` of `path` to RGB at `sizes`, calling `on_frame` for each frame with the
+/// main frame and the second one when asked for.
 ///
 /// # Errors
 /// See [`DecodeError`]; an input that decodes badly is reported in [`DecodeReport::errors`].
@@ -63,10 +122,10 @@ pub fn decode_rgb(
     tools: &Tools,
     path: &Path,
     stream_index: u32,
-    (width, height): (u32, u32),
+    sizes: Sizes,
     limits: Limits,
     cancel: Arc<AtomicBool>,
-    mut on_frame: impl FnMut(&[u8]),
+    mut on_frame: impl FnMut(&[u8], Option<&[u8]>),
 ) -> Result<DecodeReport, DecodeError> {
     let mut inner = tools.untrusted(&tools.ffmpeg);
     inner.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -74,8 +133,8 @@ pub fn decode_rgb(
     command
         .args(["-loglevel", "level+info", "-hide_banner", "-nostdin", "-nostats"])
         .input(path)
-        .args(["-map", &format!("0:{stream_index}"), "-an", "-sn", "-dn"])
-        .args(["-vf", &format!("scale={width}:{height}:flags=area")])
+        .args(sizes.filter_args(stream_index))
+        .args(["-an", "-sn", "-dn"])
         .args(["-fps_mode", "passthrough"])
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24"])
         .output("pipe:1");
@@ -88,7 +147,8 @@ pub fn decode_rgb(
             let _ = child.lock().expect("ffmpeg child lock").kill();
         })
     };
-    let frame_len = (width * height * 3) as usize;
+    let frame_len = sizes.frame_len();
+    let (mut main, mut second) = (Vec::new(), Vec::new());
     let mut frames = 0u64;
     let mut errors = Vec::new();
     let mut unexpected = None;
@@ -96,7 +156,8 @@ pub fn decode_rgb(
         dog.alive();
         match event {
             FfmpegEvent::OutputFrame(frame) if frame.data.len() == frame_len => {
-                on_frame(&frame.data);
+                let (main, second) = sizes.split(&frame.data, &mut main, &mut second);
+                on_frame(main, second);
                 frames += 1;
             }
             FfmpegEvent::OutputFrame(frame) => {

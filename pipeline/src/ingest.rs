@@ -17,6 +17,7 @@ use crate::caption::ClipFrames;
 use crate::clips;
 use crate::embed::{EmbedInput, Embedded};
 use crate::sources::{Fetcher, Source};
+use crate::detect::transnet::TransNetStage;
 use crate::stage::analyse::AnalyseStage;
 pub use crate::stage::extract::StorageFailure;
 use crate::stage::extract::{ExtractStage, Extracted};
@@ -58,12 +59,13 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// The stages of a run, fetching with `fetcher`.
-    pub fn new(ctx: Arc<RunContext>, fetcher: Fetcher) -> Self {
+    /// The stages of a run, fetching with `fetcher` and running TransNetV2 through `transnet`
+    /// when `detect.method` asks for it.
+    pub fn new(ctx: Arc<RunContext>, fetcher: Fetcher, transnet: Option<Arc<TransNetStage>>) -> Self {
         Self {
             fetch: FetchStage::new(ctx.clone(), fetcher),
             probe: ProbeStage::new(ctx.clone()),
-            analyse: Arc::new(AnalyseStage::new(ctx.clone())),
+            analyse: Arc::new(AnalyseStage::new(ctx.clone(), transnet)),
             extract: Arc::new(ExtractStage::new(ctx.clone())),
             ctx,
         }

@@ -14,6 +14,7 @@ use clipline_core::storage::Store;
 use futures::StreamExt;
 
 use crate::caption::CaptionStage;
+use crate::detect::transnet::TransNetStage;
 use crate::embed::EmbedStage;
 use clipline_shard::sink::ShardSink;
 use crate::commit::{CommitError, Committed, Committer, Layout};
@@ -281,18 +282,19 @@ async fn run_work(job: Job, observer: Arc<dyn Observer>, cancel: Cancel) -> anyh
     let captioner = if config.caption.enabled() { Some(CaptionStage::start(&config.caption, &cache_dir(), config.run.queue_bytes(), stages.caption.progress.clone())?) } else { None };
     let embedder =
         if config.embed.enabled() { Some(EmbedStage::start(&config.embed, &config.shards, &cache_dir(), config.run.queue_bytes(), stages.embed.progress.clone())?) } else { None };
+    let transnet = if config.detect.method.uses_model() { Some(TransNetStage::start(&config.detect, &cache_dir(), config.run.queue_bytes(), stages.detect.progress.clone())?) } else { None };
     let fetcher = Fetcher::new(config.sources.clone(), scratch.path().join("spool"))?;
     let ctx = Arc::new(RunContext {
         config: config.clone(),
         tools,
         output: output.clone(),
         settings_hash: settings_hash.clone(),
-        detector: config.shots.describe(),
+        detector: config.detector(),
         cancel: cancel.clone(),
         scratch: scratch.path().to_path_buf(),
         stages,
     });
-    let ingest = Arc::new(Ingest::new(ctx.clone(), fetcher));
+    let ingest = Arc::new(Ingest::new(ctx.clone(), fetcher, transnet));
 
     let (captioner, embedder) = (captioner.as_ref(), embedder.as_ref());
     let max_text_area = config.filters.max_text_area;

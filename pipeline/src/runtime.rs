@@ -35,6 +35,8 @@ pub enum StageName {
     Probe,
     /// The analysis decode with shot detection and scores (videos).
     Decode,
+    /// TransNetV2 on the decoded frames, when `detect.method` runs it (windows of 100 frames).
+    Detect,
     /// Clip files, middle frames, caption and bucketed frames (clips).
     Extract,
     /// Captions (clips).
@@ -47,7 +49,7 @@ pub enum StageName {
 
 impl StageName {
     /// Every stage, in dataflow order.
-    pub const ALL: [StageName; 7] = [StageName::Fetch, StageName::Probe, StageName::Decode, StageName::Extract, StageName::Caption, StageName::Embed, StageName::Commit];
+    pub const ALL: [StageName; 8] = [StageName::Fetch, StageName::Probe, StageName::Decode, StageName::Detect, StageName::Extract, StageName::Caption, StageName::Embed, StageName::Commit];
 
     /// Its name on screen.
     pub fn as_str(self) -> &'static str {
@@ -55,6 +57,7 @@ impl StageName {
             StageName::Fetch => "fetch",
             StageName::Probe => "probe",
             StageName::Decode => "decode",
+            StageName::Detect => "detect",
             StageName::Extract => "extract",
             StageName::Caption => "caption",
             StageName::Embed => "embed",
@@ -67,6 +70,7 @@ impl StageName {
         match self {
             StageName::Extract | StageName::Caption => "clips ",
             StageName::Embed => "samples",
+            StageName::Detect => "windows",
             _ => "videos",
         }
     }
@@ -163,6 +167,8 @@ pub struct Stages {
     pub probe: Stage,
     /// The analysis decode with shot detection and scores.
     pub decode: Stage,
+    /// TransNetV2 (counted in windows); its worker reports its progress.
+    pub detect: Stage,
     /// Clip files and middle frames (counted in clips).
     pub extract: Stage,
     /// Captions (counted in clips); the caption worker reports its progress.
@@ -192,6 +198,7 @@ impl Stages {
             fetch: Stage::new(StageName::Fetch, limits.fetch, &observer),
             probe: Stage::new(StageName::Probe, limits.decode, &observer),
             decode: Stage::new(StageName::Decode, limits.decode, &observer),
+            detect: Stage::new(StageName::Detect, 1, &observer),
             extract: Stage::new(StageName::Extract, limits.extract, &observer),
             caption: Stage::new(StageName::Caption, 1, &observer),
             embed: Stage::new(StageName::Embed, 1, &observer),

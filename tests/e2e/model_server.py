@@ -12,8 +12,9 @@ other files answer 200 with their Git blob id as `ETag`. Every answer carries `X
 (the connection drops), so a client must resume. `--corrupt PATH` announces a wrong checksum for
 that file. Requests are logged to stdout, one per line: `METHOD PATH RANGE STATUS`.
 
-PyPI: `/pypi/PACKAGE/VERSION/json` lists one wheel, built on the fly with each FILE given for that
-package (`--wheel` may be repeated) stored as its MEMBER.
+PyPI: `/simple/PACKAGE/` (the simple API's JSON form, PEP 691) lists one wheel per version, built
+on the fly with each FILE given for that package and version (`--wheel` may be repeated) stored as
+its MEMBER.
 """
 
 import hashlib
@@ -92,12 +93,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.resolve(parts[1] + "/" + parts[2], "/".join(parts[5:]))
         if len(parts) == 3 and parts[1] == "lfs":
             return self.lfs(parts[2])
-        for package, version in {(p, v) for p, v, _, _ in OPTIONS["wheels"]}:
+        releases = sorted({(p, v) for p, v, _, _ in OPTIONS["wheels"]})
+        for package in {p for p, _ in releases}:
+            if self.path == f"/simple/{package}/":
+                files = [{"filename": wheel_name(p, v), "url": f"/files/{wheel_name(p, v)}", "hashes": {"sha256": hashlib.sha256(wheel_bytes(p, v)).hexdigest()}} for p, v in releases if p == package]
+                listing = {"meta": {"api-version": "1.1"}, "name": package, "files": files}
+                return self.answer(200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, json.dumps(listing).encode())
+        for package, version in releases:
             name = wheel_name(package, version)
-            if self.path == f"/pypi/{package}/{version}/json":
-                digest = hashlib.sha256(wheel_bytes(package, version)).hexdigest()
-                listing = {"urls": [{"filename": name, "url": f"http://127.0.0.1:{PORT}/files/{name}", "packagetype": "bdist_wheel", "digests": {"sha256": digest}}]}
-                return self.answer(200, {"Content-Type": "application/json"}, json.dumps(listing).encode())
             if self.path == f"/files/{name}":
                 return self.ranged(wheel_bytes(package, version))
         self.answer(404, {})

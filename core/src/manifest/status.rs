@@ -175,6 +175,8 @@ status!(
         Truncated => "truncated",
         /// ffmpeg or ffprobe ran out of the memory `decode.max_memory_mib` allows.
         MemoryLimit => "memory_limit",
+        /// The shot-detection model (TransNetV2) failed on it.
+        DetectFailed => "detect_failed",
         /// No shot long enough for a clip (`status = skipped`).
         NoClips => "no_clips",
         /// The same bytes as an earlier input (`status = duplicate`).

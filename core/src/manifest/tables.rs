@@ -103,12 +103,20 @@ table! {
         pub start_pts: f64,
         /// Presentation time just after the last frame, seconds.
         pub end_pts: f64,
-        /// How the shot begins: `start`, `cut` or `fade`.
+        /// How the shot begins: `start` (the video's first frame), `cut` (a hard cut), `gradual`
+        /// (a dissolve or wipe, found by TransNetV2) or `fade` (through blank frames).
         pub transition: String,
-        /// Detector confidence of the boundary that opens the shot (0 for `start`).
+        /// Detector confidence of the boundary that opens the shot (0 for `start`): the adaptive
+        /// ratio for the adaptive detector's cuts, TransNetV2's probability for its transitions.
         pub boundary_score: f64,
         /// Detector and its settings.
         pub detector: String,
+        /// First frame of the transition that opens the shot. The frames from here to
+        /// `transition_end_frame` belong to no shot and so to no clip; none for `start` and
+        /// `cut` (both equal `start_frame`).
+        pub transition_start_frame: i64,
+        /// Frame after the transition's last: the shot's `start_frame`.
+        pub transition_end_frame: i64,
     }
 }
 
@@ -222,6 +230,8 @@ mod tests {
             transition: "cut".into(),
             boundary_score: 4.5,
             detector: "d".into(),
+            transition_start_frame: i * 10,
+            transition_end_frame: i * 10,
         }
     }
 

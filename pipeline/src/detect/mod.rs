@@ -16,17 +16,192 @@
 //! [`features`] computes what one frame contributes; [`ShotDetector`] streams frames in and keeps
 //! a small per-frame record (also the source of the per-clip scores); [`segment`] turns records
 //! into shots and is a pure function, tested on its own.
+//!
+//! That detector cannot see gradual transitions (a dissolve changes every frame a little), so
+//! `[detect] method` can add [`transnet`], the learned TransNetV2, which marks them as spans of
+//! frames; [`combine`] merges what both found. Shots are the frames between [`Boundary`] spans:
+//! a transition's frames belong to no shot, so no clip holds two scenes melting into each other.
 
 pub mod features;
 mod segment;
+pub mod transnet;
 
 pub use segment::{segment, Shot, Transition};
+pub use transnet::Probabilities;
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use clipline_onnx::Device;
 use features::Features;
+
+/// Which detector finds the shots (`detect.method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectMethod {
+    /// The frame-difference detector ([`ShotDetector`]): hard cuts and fades through blank
+    /// frames; no model, about 20x faster on a CPU.
+    Adaptive,
+    /// TransNetV2 alone: hard cuts and gradual transitions.
+    Transnetv2,
+    /// TransNetV2's transitions and the adaptive detector's cuts and blank runs together, with the
+    /// adaptive flash check vetoing TransNetV2 cuts on flashes.
+    #[default]
+    Combined,
+}
+
+impl DetectMethod {
+    /// Whether the method runs TransNetV2.
+    pub fn uses_model(self) -> bool {
+        self != DetectMethod::Adaptive
+    }
+}
+
+/// How shots are detected (`[detect]`): the method, and TransNetV2's settings when it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// The detector.
+    pub method: DetectMethod,
+    /// TransNetV2: `transnetv2` (pulled with `clipline models pull transnetv2`) or a directory
+    /// laid out like it.
+    pub model: String,
+    /// A frame whose `single` probability exceeds this marks a transition (the reference's 0.5).
+    pub threshold: f32,
+    /// A transition spans the frames around it whose `many` probability exceeds this.
+    pub span_threshold: f32,
+    /// Where the model runs.
+    pub device: Device,
+    /// Threads inside one operator (0: one per core).
+    pub threads: usize,
+    /// Windows of 100 frames per model call, from any videos in flight.
+    pub batch_windows: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self { method: DetectMethod::default(), model: "transnetv2".into(), threshold: 0.5, span_threshold: 0.2, device: Device::Auto, threads: 0, batch_windows: 4 }
+    }
+}
+
+impl DetectConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let unit = |v: f32| v > 0.0 && v < 1.0;
+        if !unit(self.threshold) || !unit(self.span_threshold) || self.batch_windows == 0 {
+            return Err("detect: need 0 < threshold < 1, 0 < span_threshold < 1 and batch_windows >= 1".into());
+        }
+        Ok(())
+    }
+
+    /// The detector and the settings that change shots, as recorded with every shot and clip
+    /// (`adaptive` the frame-difference detector's `shots` settings).
+    pub fn describe(&self, adaptive: &DetectorConfig) -> String {
+        let model = || format!("transnetv2 model={} threshold={} span={}", self.model, self.threshold, self.span_threshold);
+        match self.method {
+            DetectMethod::Adaptive => adaptive.describe(),
+            DetectMethod::Transnetv2 => model(),
+            DetectMethod::Combined => format!("{} + {}", model(), adaptive.describe()),
+        }
+    }
+}
+
+/// A transition between two shots: frames `[start, end)` belong to no shot (none for a hard
+/// cut), and the next shot begins at `end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boundary {
+    /// First frame of the transition.
+    pub start: u64,
+    /// Frame after its last: the first frame of the next shot.
+    pub end: u64,
+    /// Its kind.
+    pub kind: Transition,
+    /// The detector's confidence.
+    pub score: f64,
+}
+
+impl Boundary {
+    /// Take `other`, which touches or overlaps this one, into it.
+    fn absorb(&mut self, other: &Boundary) {
+        self.start = self.start.min(other.start);
+        self.end = self.end.max(other.end);
+        self.score = self.score.max(other.score);
+        self.kind = self.kind.max(other.kind);
+    }
+}
+
+/// The shots of an `n`-frame video between `boundaries` (sorted, not overlapping).
+pub fn shots_between(n: u64, boundaries: &[Boundary]) -> Vec<Shot> {
+    let mut shots = Vec::new();
+    let mut open = Shot { start: 0, end: n, transition: Transition::Start, score: 0.0, transition_start: 0 };
+    for b in boundaries {
+        if b.start > open.start {
+            shots.push(Shot { end: b.start, ..open });
+        }
+        open = Shot { start: b.end, end: n, transition: b.kind, score: b.score, transition_start: b.start };
+    }
+    if open.start < n {
+        shots.push(open);
+    }
+    shots
+}
+
+/// The boundaries between `shots` of an `n`-frame video (the blank frames before the first and
+/// after the last included): the inverse of [`shots_between`].
+pub fn boundaries_of(shots: &[Shot], n: u64) -> Vec<Boundary> {
+    let mut out: Vec<Boundary> =
+        shots.iter().filter(|s| s.transition != Transition::Start).map(|s| Boundary { start: s.transition_start, end: s.start, kind: s.transition, score: s.score }).collect();
+    if let Some(last) = shots.last().filter(|s| s.end < n) {
+        out.push(Boundary { start: last.end, end: n, kind: Transition::Fade, score: 0.0 });
+    }
+    out
+}
+
+/// The shots of a video by `detect.method`, from the adaptive detector's records and shots and,
+/// when the method runs it, TransNetV2's probabilities.
+pub fn shots(detect: &DetectConfig, adaptive_cfg: &DetectorConfig, records: &[FrameRecord], adaptive: Vec<Shot>, model: Option<&Probabilities>) -> Vec<Shot> {
+    let Some(p) = model.filter(|_| detect.method.uses_model()) else { return adaptive };
+    let blank = segment::blank_frames(records, adaptive_cfg);
+    let spans = transnet::spans(p, detect.threshold, detect.span_threshold, &blank);
+    let boundaries = match detect.method {
+        DetectMethod::Combined => combine(&spans, &adaptive, records, adaptive_cfg),
+        _ => spans,
+    };
+    shots_between(records.len() as u64, &boundaries)
+}
+
+/// TransNetV2's transitions (`model`) and the adaptive detector's shots (`adaptive`) merged:
+/// a TransNetV2 cut on a frame the flash check calls a flash is dropped; boundaries that overlap
+/// or lie within `cfg.min_cut_gap` frames of each other are one transition, the model's position
+/// kept for two cuts and the union taken when either has frames.
+pub fn combine(model: &[Boundary], adaptive: &[Shot], records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Boundary> {
+    let n = records.len() as u64;
+    let flash = |t: u64| {
+        let r = records.get(t as usize);
+        r.is_some_and(|r| (r.flash_return.min(r.flash_back) as f64) < cfg.flash_return * r.content as f64)
+    };
+    let mut all: Vec<(Boundary, bool)> = model.iter().filter(|b| !(b.kind == Transition::Cut && flash(b.start))).map(|b| (*b, true)).collect();
+    all.extend(boundaries_of(adaptive, n).into_iter().map(|b| (b, false)));
+    all.sort_by_key(|(b, _)| (b.start, b.end));
+    let gap = cfg.min_cut_gap as u64;
+    let mut out: Vec<(Boundary, bool)> = Vec::new();
+    for (b, from_model) in all {
+        match out.last_mut() {
+            Some((last, last_from_model)) if b.start < last.end + gap => {
+                if last.kind == Transition::Cut && b.kind == Transition::Cut {
+                    if from_model && !*last_from_model {
+                        *last = b;
+                        *last_from_model = true;
+                    }
+                } else {
+                    last.absorb(&b);
+                }
+            }
+            _ => out.push((b, from_model)),
+        }
+    }
+    out.into_iter().map(|(b, _)| b).collect()
+}
 
 /// Detector settings; recorded with every shot and clip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

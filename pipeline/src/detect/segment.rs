@@ -4,14 +4,18 @@ use serde::Serialize;
 
 use super::{DetectorConfig, FrameRecord};
 
-/// How a shot begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a shot begins. Ordered by how much a merged transition says: a span that holds a cut and
+/// blank frames is a fade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {
     /// At the first frame of the video.
     Start,
     /// After a hard cut.
     Cut,
+    /// After a gradual transition without blank frames (a dissolve or a wipe), found by
+    /// TransNetV2.
+    Gradual,
     /// After blank frames (fade out/in, fade through black or white).
     Fade,
 }
@@ -22,6 +26,7 @@ impl Transition {
         match self {
             Transition::Start => "start",
             Transition::Cut => "cut",
+            Transition::Gradual => "gradual",
             Transition::Fade => "fade",
         }
     }
@@ -36,8 +41,12 @@ pub struct Shot {
     pub end: u64,
     /// How it begins.
     pub transition: Transition,
-    /// Strength of the opening boundary (adaptive ratio for cuts, 0 otherwise).
+    /// Strength of the opening boundary (adaptive ratio for the adaptive detector's cuts,
+    /// TransNetV2's probability for its transitions, 0 otherwise).
     pub score: f64,
+    /// First frame of the transition that opens it: `start` after a cut or at the video's start,
+    /// earlier after a fade or a gradual transition (whose frames belong to no shot).
+    pub transition_start: u64,
 }
 
 /// Segment a video's records into shots.
@@ -59,7 +68,7 @@ pub fn segment(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Shot> {
         };
         if is_blank {
             if let Some((start, transition, score)) = open.take() {
-                shots.push(Shot { start: start as u64, end: i as u64, transition, score });
+                shots.push(Shot { start: start as u64, end: i as u64, transition, score, transition_start: 0 });
             }
             after_blank = true;
             continue;
@@ -70,7 +79,7 @@ pub fn segment(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Shot> {
                 open = Some((i, transition, cut.unwrap_or(0.0)));
             }
             (Some((start, transition, score)), Some(cut_score)) => {
-                shots.push(Shot { start: start as u64, end: i as u64, transition, score });
+                shots.push(Shot { start: start as u64, end: i as u64, transition, score, transition_start: 0 });
                 open = Some((i, Transition::Cut, cut_score));
             }
             (Some(_), None) => {}
@@ -78,14 +87,20 @@ pub fn segment(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Shot> {
         after_blank = false;
     }
     if let Some((start, transition, score)) = open {
-        shots.push(Shot { start: start as u64, end: records.len() as u64, transition, score });
+        shots.push(Shot { start: start as u64, end: records.len() as u64, transition, score, transition_start: 0 });
+    }
+    // A shot's transition began where the previous shot ended (at 0 for the first).
+    let mut previous_end = 0;
+    for shot in &mut shots {
+        shot.transition_start = if shot.transition == Transition::Start { shot.start } else { previous_end };
+        previous_end = shot.end;
     }
     shots
 }
 
 /// Which frames are blank transition frames: near-uniform, except short runs after which the
 /// scene comes back (a white flash is uniform too, but belongs to its shot).
-fn blank_frames(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<bool> {
+pub(crate) fn blank_frames(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<bool> {
     let mut blank: Vec<bool> = records.iter().map(|r| (r.luma_std as f64) < cfg.uniform_std).collect();
     let mut i = 0;
     while i < blank.len() {

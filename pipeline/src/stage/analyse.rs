@@ -1,6 +1,7 @@
 //! The analysis stage: one decode of the input at the small analysis size, with shot detection
 //! and the per-frame scores the clip planner uses, and the `shots` rows. A damaged input keeps
-//! the frames that decode.
+//! the frames that decode. When `detect.method` runs TransNetV2, the same decode gives its 48×27
+//! frames, which go to the model's worker once the decode ends.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,8 @@ use clipline_core::manifest::{FailureKind, ShotRow};
 
 use super::probe::{FrameTimes, Probed};
 use super::{RunContext, VideoFailure};
-use crate::decode::{decode_rgb, DecodeError};
+use crate::decode::{decode_rgb, DecodeError, Sizes};
+use crate::detect::transnet::{self, TransNetStage};
 use crate::detect::{FrameRecord, Shot, ShotDetector};
 use crate::tools::Limits;
 
@@ -30,14 +32,17 @@ pub struct Analysed {
 /// The analysis stage.
 pub struct AnalyseStage {
     ctx: Arc<RunContext>,
+    /// TransNetV2, when `detect.method` runs it.
+    transnet: Option<Arc<TransNetStage>>,
     /// Frames decoded so far in the run (for the progress display).
     frames: AtomicU64,
 }
 
 impl AnalyseStage {
-    /// A stage decoding with the run's `[decode]` and `[shots]` settings.
-    pub fn new(ctx: Arc<RunContext>) -> Self {
-        Self { ctx, frames: AtomicU64::new(0) }
+    /// A stage decoding with the run's `[decode]`, `[detect]` and `[shots]` settings, running
+    /// TransNetV2 through `transnet` when given.
+    pub fn new(ctx: Arc<RunContext>, transnet: Option<Arc<TransNetStage>>) -> Self {
+        Self { ctx, transnet, frames: AtomicU64::new(0) }
     }
 
     /// Decode `path` (probed as `probed`, known to the user as `uri`) once, detecting shots.
@@ -52,23 +57,27 @@ impl AnalyseStage {
             stall: Duration::from_secs(d.stall_timeout_s),
             total: Duration::from_secs_f64(d.timeout_base_s as f64 + d.timeout_per_video_second * duration),
         };
-        let size = (d.analysis_width, d.analysis_height);
+        let sizes = Sizes { main: (d.analysis_width, d.analysis_height), second: self.transnet.is_some().then_some((transnet::WIDTH, transnet::HEIGHT)) };
         let (me, path, stream) = (self.clone(), path.to_path_buf(), probe.video.index);
         let result = self
             .ctx
             .stages
             .decode
             .run_blocking(move || {
-                let mut detector = ShotDetector::new(me.ctx.config.shots.clone(), size.0, size.1);
-                let report = decode_rgb(&me.ctx.tools, &path, stream, size, limits, me.ctx.cancel.flag(), |frame| {
+                let mut detector = ShotDetector::new(me.ctx.config.shots.clone(), sizes.main.0, sizes.main.1);
+                let mut small = Vec::new();
+                let report = decode_rgb(&me.ctx.tools, &path, stream, sizes, limits, me.ctx.cancel.flag(), |frame, second| {
                     detector.push(frame);
+                    if let Some(second) = second {
+                        small.extend_from_slice(second);
+                    }
                     me.frames.fetch_add(1, Ordering::Relaxed);
                 });
-                report.map(|r| (r, detector.finish()))
+                report.map(|r| (r, detector.finish(), small))
             })
             .await;
         self.ctx.stages.decode.progress.note(format!("{} frames", self.frames.load(Ordering::Relaxed)));
-        let (report, (records, shots)) = match result {
+        let (report, (records, shots), small) = match result {
             Ok(r) => r,
             Err(DecodeError::Stopped { stopped, frames }) => {
                 let message = format!("{uri}: decoding {stopped} after {frames} frames");
@@ -87,6 +96,17 @@ impl AnalyseStage {
             tracing::warn!(source = %uri, decoded = report.frames, claimed, "input is damaged; keeping the frames that decode");
             format!("{uri}: decoded {} of the {claimed} frames the container claims; first decoder error: {first_error}", report.frames)
         });
+        let probabilities = match &self.transnet {
+            Some(model) => match model.predict(small).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let message = format!("{uri}: {e:#}");
+                    return Err(VideoFailure { frames_decoded: report.frames, decoded_frames: Some(report.frames), ..VideoFailure::new(FailureKind::DetectFailed, message) });
+                }
+            },
+            None => None,
+        };
+        let shots = crate::detect::shots(&self.ctx.config.detect, &self.ctx.config.shots, &records, shots, probabilities.as_ref());
         Ok(Analysed { records, shots, frames: report.frames, damage })
     }
 
@@ -107,6 +127,8 @@ impl AnalyseStage {
                 transition: s.transition.as_str().to_string(),
                 boundary_score: s.score,
                 detector: self.ctx.detector.clone(),
+                transition_start_frame: s.transition_start as i64,
+                transition_end_frame: s.start as i64,
             })
             .collect()
     }
