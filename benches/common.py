@@ -103,6 +103,26 @@ def read_shots(output):
     return {Path(uri).name: starts for uri, starts in rows}
 
 
+def read_boundaries(output):
+    """{source file name: [(first frame, end frame) of each transition between shots]} from a
+    clipline output: the frames of a transition belong to no shot (first == end for a cut)."""
+    import duckdb
+    rows = duckdb.sql(
+        f"SELECT source_uri, list((transition_start_frame, start_frame) ORDER BY shot_index) FILTER (WHERE transition <> 'start') "
+        f"FROM '{output}/manifests/shots/*.parquet' GROUP BY 1"
+    ).fetchall()
+    return {Path(uri).name: [tuple(b.values()) if isinstance(b, dict) else tuple(b) for b in spans or []] for uri, spans in rows}
+
+
+def read_clips(output):
+    """{source file name: [(start frame, end frame, status) of each planned clip]} (needs duckdb)."""
+    import duckdb
+    rows = duckdb.sql(
+        f"SELECT source_uri, list((start_frame, end_frame, status) ORDER BY start_frame) FROM '{output}/manifests/clips/*.parquet' GROUP BY 1"
+    ).fetchall()
+    return {Path(uri).name: [tuple(c.values()) if isinstance(c, dict) else tuple(c) for c in clips] for uri, clips in rows}
+
+
 def pyscenedetect_cuts(path, detector):
     """Cut frames (starts of scenes after the first) by PySceneDetect with OpenCV, at defaults."""
     from scenedetect import SceneManager, open_video

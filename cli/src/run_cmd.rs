@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use clipline_core::manifest::RunStatus;
 use clipline_pipeline::config::Config;
+use clipline_pipeline::detect::DetectMethod;
 use clipline_pipeline::partition::PartitionRequest;
 use clipline_pipeline::run::run;
 use clipline_pipeline::runtime::{Bars, Cancel};
@@ -71,6 +72,10 @@ pub struct RunArgs {
     /// list) or `bundled:tiny-captioner` (replaces `caption.model`).
     #[arg(long, value_name = "MODEL")]
     caption_model: Option<String>,
+    /// Find shots with this detector (replaces `detect.method`): `combined` (TransNetV2 and the
+    /// adaptive detector), `transnetv2`, or `adaptive` (no model, hard cuts and blank fades only).
+    #[arg(long, value_name = "METHOD")]
+    detect: Option<DetectMethod>,
 }
 
 impl RunArgs {
@@ -83,6 +88,9 @@ impl RunArgs {
         config.clips.write_middle_frames &= !self.no_middle_frames;
         if let Some(model) = &self.caption_model {
             config.caption.model = model.clone();
+        }
+        if let Some(method) = self.detect {
+            config.detect.method = method;
         }
         Ok(config)
     }

