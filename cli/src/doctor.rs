@@ -42,6 +42,7 @@ pub async fn doctor(output: Option<&str>) -> bool {
     checks.push(bundled_model_check());
     checks.push(bundled_embedders_check());
     checks.push(text_detector_check());
+    checks.push(shot_detector_check());
     for c in &checks {
         println!("{:<12} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail);
     }
@@ -97,6 +98,19 @@ fn text_detector_check() -> Check {
     match loaded {
         Ok(path) => Check { name: "text-detect", ok: true, detail: format!("ppocr-v4-det at {}", path.display()) },
         Err(e) => Check { name: "text-detect", ok: false, detail: format!("{e:#} (scripts/setup.sh installs it)") },
+    }
+}
+
+/// TransNetV2, the default shot detector, loaded into a session.
+fn shot_detector_check() -> Check {
+    use clipline_pipeline::detect::transnet::TransNet;
+    let loaded = models::resolve("transnetv2", Role::ShotDetector, &[], &cache_dir(), "detect.model").and_then(|dir| {
+        TransNet::open(&dir, &clipline_onnx::SessionOptions::default())?;
+        Ok(dir)
+    });
+    match loaded {
+        Ok(dir) => Check { name: "shot-detect", ok: true, detail: format!("transnetv2 at {}", dir.display()) },
+        Err(e) => Check { name: "shot-detect", ok: false, detail: format!("{e:#} (scripts/setup.sh installs it; `clipline run --detect adaptive` needs no model)") },
     }
 }
 

@@ -42,6 +42,7 @@ fn doctor_reports_ffmpeg_and_a_writable_output() {
     assert!(onnx.contains(" ok ") && onnx.contains("libonnxruntime.so") && onnx.contains("version 1.31.1") && onnx.contains("CPU"), "{stdout}");
     assert!(stdout.contains("bundled:tiny-captioner") && stdout.contains("bundled:tiny-vae") && stdout.contains("bundled:tiny-text-encoder"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("text-detect") && l.contains(" ok ") && l.contains("det.onnx")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("shot-detect") && l.contains(" ok ") && l.contains("transnetv2")), "{stdout}");
     let wrong = output(clipline().env("CLIPLINE_ORT_LIB", dir.path().join("libonnxruntime.so.9")).arg("doctor"));
     let text = String::from_utf8_lossy(&wrong.stdout);
     assert!(!wrong.status.success() && text.contains("libonnxruntime.so.9") && text.contains("1.31.1"), "{text}");

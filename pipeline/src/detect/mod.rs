@@ -86,18 +86,40 @@ pub struct DetectConfig {
     pub threads: usize,
     /// Windows of 100 frames per model call, from any videos in flight.
     pub batch_windows: usize,
+    /// A gradual transition's span grows by this many frames on each side (its edge frames
+    /// carry a few percent of the other shot, which the model's span can leave out).
+    pub span_margin: u64,
+    /// `combined`: a content jump this large (below `shots.min_content`) is a cut too when it
+    /// passes every other test of the adaptive detector (ratio, flash, lighting) and TransNetV2
+    /// gives it `jump_support` at least: the jump cuts of a steady camera, whose content moves
+    /// less than a cut's between shots. Either evidence alone is too weak (see the README).
+    pub jump_min_content: f64,
+    /// See `jump_min_content`: TransNetV2's single-frame probability on the cut's frame or the
+    /// two before it.
+    pub jump_support: f32,
 }
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        Self { method: DetectMethod::default(), model: "transnetv2".into(), threshold: 0.5, span_threshold: 0.2, device: Device::Auto, threads: 0, batch_windows: 4 }
+        Self {
+            method: DetectMethod::default(),
+            model: "transnetv2".into(),
+            threshold: 0.5,
+            span_threshold: 0.2,
+            device: Device::Auto,
+            threads: 0,
+            batch_windows: 4,
+            span_margin: 1,
+            jump_min_content: 5.0,
+            jump_support: 0.02,
+        }
     }
 }
 
 impl DetectConfig {
     pub(crate) fn validate(&self) -> Result<(), String> {
         let unit = |v: f32| v > 0.0 && v < 1.0;
-        if !unit(self.threshold) || !unit(self.span_threshold) || self.batch_windows == 0 {
+        if !unit(self.threshold) || !unit(self.span_threshold) || self.batch_windows == 0 || self.jump_min_content < 0.0 {
             return Err("detect: need 0 < threshold < 1, 0 < span_threshold < 1 and batch_windows >= 1".into());
         }
         Ok(())
@@ -106,11 +128,11 @@ impl DetectConfig {
     /// The detector and the settings that change shots, as recorded with every shot and clip
     /// (`adaptive` the frame-difference detector's `shots` settings).
     pub fn describe(&self, adaptive: &DetectorConfig) -> String {
-        let model = || format!("transnetv2 model={} threshold={} span={}", self.model, self.threshold, self.span_threshold);
+        let model = || format!("transnetv2 model={} threshold={} span={} margin={}", self.model, self.threshold, self.span_threshold, self.span_margin);
         match self.method {
             DetectMethod::Adaptive => adaptive.describe(),
             DetectMethod::Transnetv2 => model(),
-            DetectMethod::Combined => format!("{} + {}", model(), adaptive.describe()),
+            DetectMethod::Combined => format!("{} + {} jump={}/{}", model(), adaptive.describe(), self.jump_min_content, self.jump_support),
         }
     }
 }
@@ -171,26 +193,35 @@ pub fn boundaries_of(shots: &[Shot], n: u64) -> Vec<Boundary> {
 pub fn shots(detect: &DetectConfig, adaptive_cfg: &DetectorConfig, records: &[FrameRecord], adaptive: Vec<Shot>, model: Option<&Probabilities>) -> Vec<Shot> {
     let Some(p) = model.filter(|_| detect.method.uses_model()) else { return adaptive };
     let blank = segment::blank_frames(records, adaptive_cfg);
-    let spans = transnet::spans(p, detect.threshold, detect.span_threshold, &blank);
+    let spans = transnet::spans(p, detect.threshold, detect.span_threshold, detect.span_margin, &blank);
     let boundaries = match detect.method {
-        DetectMethod::Combined => combine(&spans, &adaptive, records, adaptive_cfg),
+        DetectMethod::Combined => {
+            let jump_cfg = DetectorConfig { min_content: detect.jump_min_content.min(adaptive_cfg.min_content), ..adaptive_cfg.clone() };
+            let supported = |t: usize| p.single[t.saturating_sub(2)..=t.min(p.single.len() - 1)].iter().any(|&s| s >= detect.jump_support);
+            let jumps: Vec<Boundary> = segment::cuts(records, &jump_cfg)
+                .into_iter()
+                .filter(|&(t, _)| supported(t))
+                .map(|(t, ratio)| Boundary { start: t as u64, end: t as u64, kind: Transition::Cut, score: ratio })
+                .collect();
+            combine(&spans, &adaptive, &jumps, records, adaptive_cfg)
+        }
         _ => spans,
     };
     shots_between(records.len() as u64, &boundaries)
 }
 
-/// TransNetV2's transitions (`model`) and the adaptive detector's shots (`adaptive`) merged:
-/// a TransNetV2 cut on a frame the flash check calls a flash is dropped; boundaries that overlap
-/// or lie within `cfg.min_cut_gap` frames of each other are one transition, the model's position
-/// kept for two cuts and the union taken when either has frames.
-pub fn combine(model: &[Boundary], adaptive: &[Shot], records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Boundary> {
+/// TransNetV2's transitions (`model`), the adaptive detector's shots (`adaptive`) and its weaker
+/// jump cuts (`jumps`) merged: a TransNetV2 cut on a frame the flash check calls a flash is
+/// dropped; boundaries that overlap or lie within `cfg.min_cut_gap` frames of each other are one
+/// transition, the model's position kept for two cuts and the union taken when either has frames.
+pub fn combine(model: &[Boundary], adaptive: &[Shot], jumps: &[Boundary], records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Boundary> {
     let n = records.len() as u64;
     let flash = |t: u64| {
         let r = records.get(t as usize);
         r.is_some_and(|r| (r.flash_return.min(r.flash_back) as f64) < cfg.flash_return * r.content as f64)
     };
     let mut all: Vec<(Boundary, bool)> = model.iter().filter(|b| !(b.kind == Transition::Cut && flash(b.start))).map(|b| (*b, true)).collect();
-    all.extend(boundaries_of(adaptive, n).into_iter().map(|b| (b, false)));
+    all.extend(boundaries_of(adaptive, n).into_iter().chain(jumps.iter().copied()).map(|b| (b, false)));
     all.sort_by_key(|(b, _)| (b.start, b.end));
     let gap = cfg.min_cut_gap as u64;
     let mut out: Vec<(Boundary, bool)> = Vec::new();

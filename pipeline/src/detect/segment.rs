@@ -98,6 +98,12 @@ pub fn segment(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Shot> {
     shots
 }
 
+/// The hard cuts of `records` (frame `t` starts a new shot) with their adaptive ratio, blank
+/// frames excluded, close ones merged.
+pub(crate) fn cuts(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<(usize, f64)> {
+    merge_close(cut_candidates(records, &blank_frames(records, cfg), cfg), cfg.min_cut_gap)
+}
+
 /// Which frames are blank transition frames: near-uniform, except short runs after which the
 /// scene comes back (a white flash is uniform too, but belongs to its shot).
 pub(crate) fn blank_frames(records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<bool> {

@@ -178,9 +178,9 @@ impl TransNetStage {
 }
 
 /// The transitions in `p`: each run of `single` above `threshold`, widened to the run of `many`
-/// above `span_threshold` around it. `blank` says which frames are blank (a span holding one is
-/// a fade).
-pub fn spans(p: &Probabilities, threshold: f32, span_threshold: f32, blank: &[bool]) -> Vec<Boundary> {
+/// above `span_threshold` around it, and a gradual one by `margin` more frames on each side.
+/// `blank` says which frames are blank (a span holding one is a fade).
+pub fn spans(p: &Probabilities, threshold: f32, span_threshold: f32, margin: u64, blank: &[bool]) -> Vec<Boundary> {
     let n = p.single.len();
     let mut out: Vec<Boundary> = Vec::new();
     let mut i = 0;
@@ -208,7 +208,7 @@ pub fn spans(p: &Probabilities, threshold: f32, span_threshold: f32, blank: &[bo
             Boundary { start: peak as u64 + 1, end: peak as u64 + 1, kind: Transition::Cut, score }
         } else {
             let kind = if blank[start..end].iter().any(|&b| b) { Transition::Fade } else { Transition::Gradual };
-            Boundary { start: start as u64, end: end as u64, kind, score }
+            Boundary { start: (start as u64).saturating_sub(margin), end: (end as u64 + margin).min(n as u64), kind, score }
         };
         match out.last_mut() {
             // Spans that touch are one transition.
@@ -263,17 +263,18 @@ mod tests {
     #[test]
     fn a_one_frame_peak_is_a_cut_after_it() {
         let p = probabilities(100, &[(29, 0.98)], &[(29..30, 0.9)]);
-        let b = spans(&p, 0.5, 0.2, &[false; 100]);
+        let b = spans(&p, 0.5, 0.2, 0, &[false; 100]);
         assert_eq!(b, vec![Boundary { start: 30, end: 30, kind: Transition::Cut, score: 0.98f32 as f64 }]);
     }
 
     #[test]
     fn a_dissolve_spans_the_frames_the_many_head_marks() {
         let p = probabilities(100, &[(46, 0.77)], &[(41..53, 0.7)]);
-        let b = spans(&p, 0.5, 0.2, &[false; 100]);
+        let b = spans(&p, 0.5, 0.2, 0, &[false; 100]);
         assert_eq!(b, vec![Boundary { start: 41, end: 53, kind: Transition::Gradual, score: 0.77f32 as f64 }]);
         let mut blank = vec![false; 100];
         blank[47] = true;
-        assert_eq!(spans(&p, 0.5, 0.2, &blank)[0].kind, Transition::Fade);
+        assert_eq!(spans(&p, 0.5, 0.2, 0, &blank)[0].kind, Transition::Fade);
+        assert_eq!(spans(&p, 0.5, 0.2, 2, &blank)[0], Boundary { start: 39, end: 55, kind: Transition::Fade, score: 0.77f32 as f64 });
     }
 }
