@@ -213,7 +213,8 @@ pub fn shots(detect: &DetectConfig, adaptive_cfg: &DetectorConfig, records: &[Fr
 /// TransNetV2's transitions (`model`), the adaptive detector's shots (`adaptive`) and its weaker
 /// jump cuts (`jumps`) merged: a TransNetV2 cut on a frame the flash check calls a flash is
 /// dropped; boundaries that overlap or lie within `cfg.min_cut_gap` frames of each other are one
-/// transition, the model's position kept for two cuts and the union taken when either has frames.
+/// transition, the model's position kept for two cuts and the union taken when either has frames
+/// (with the model's score when it took part).
 pub fn combine(model: &[Boundary], adaptive: &[Shot], jumps: &[Boundary], records: &[FrameRecord], cfg: &DetectorConfig) -> Vec<Boundary> {
     let n = records.len() as u64;
     let flash = |t: u64| {
@@ -234,7 +235,16 @@ pub fn combine(model: &[Boundary], adaptive: &[Shot], jumps: &[Boundary], record
                         *last_from_model = true;
                     }
                 } else {
+                    // Scores are on the scale of the detector that found the boundary: the
+                    // model's probability wins over an adaptive ratio.
+                    let score = match (*last_from_model, from_model) {
+                        (true, false) => last.score,
+                        (false, true) => b.score,
+                        _ => last.score.max(b.score),
+                    };
                     last.absorb(&b);
+                    last.score = score;
+                    *last_from_model |= from_model;
                 }
             }
             _ => out.push((b, from_model)),
@@ -493,5 +503,77 @@ mod tests {
         let shots = run(&frames);
         assert_eq!(shots.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(), vec![(0, 20), (26, 50)]);
         assert_eq!(shots[1].transition, Transition::Fade);
+        assert_eq!(shots[1].transition_start, 20);
+    }
+
+    fn cut(t: u64) -> Boundary {
+        Boundary { start: t, end: t, kind: Transition::Cut, score: 0.9 }
+    }
+
+    fn span(start: u64, end: u64, kind: Transition) -> Boundary {
+        Boundary { start, end, kind, score: 0.8 }
+    }
+
+    #[test]
+    fn shots_lie_between_boundaries_and_transition_frames_belong_to_none() {
+        let shots = shots_between(100, &[cut(30), span(50, 62, Transition::Gradual), span(90, 100, Transition::Fade)]);
+        let got: Vec<_> = shots.iter().map(|s| (s.start, s.end, s.transition, s.transition_start)).collect();
+        assert_eq!(got, vec![(0, 30, Transition::Start, 0), (30, 50, Transition::Cut, 30), (62, 90, Transition::Gradual, 50)]);
+        // The inverse gives the boundaries back (the trailing blank run included).
+        assert_eq!(boundaries_of(&shots, 100), vec![Boundary { score: 0.9, ..cut(30) }, span(50, 62, Transition::Gradual), Boundary { score: 0.0, ..span(90, 100, Transition::Fade) }]);
+        // A video that opens with a transition has no shot before it.
+        assert_eq!(shots_between(40, &[span(0, 8, Transition::Fade)])[0].start, 8);
+    }
+
+    fn still(n: usize) -> Vec<FrameRecord> {
+        let mut r = FrameRecord { content: 0.0, hue: 0.0, relit_residual: 0.0, structure: 0.0, flash_return: f32::INFINITY, flash_back: f32::INFINITY, motion: 0.0, luma_mean: 100.0, luma_std: 40.0, sharpness: 1.0, phash: 0 };
+        r.content = 1.0;
+        vec![r; n]
+    }
+
+    #[test]
+    fn combining_keeps_the_models_cut_merges_spans_and_vetoes_flashes() {
+        let cfg = DetectorConfig::default();
+        let mut records = still(120);
+        // Frame 80 jumps and frame 81 returns to frame 79: a flash.
+        records[80].content = 40.0;
+        records[80].flash_return = 2.0;
+        let adaptive = vec![
+            Shot { start: 0, end: 31, transition: Transition::Start, score: 0.0, transition_start: 0 },
+            Shot { start: 31, end: 52, transition: Transition::Cut, score: 5.0, transition_start: 31 },
+            Shot { start: 52, end: 120, transition: Transition::Cut, score: 4.0, transition_start: 52 },
+        ];
+        let model = [cut(30), span(50, 60, Transition::Gradual), cut(80)];
+        let merged = combine(&model, &adaptive, &[cut(100)], &records, &cfg);
+        // The model's cut at 30 wins over the adaptive one at 31; the adaptive cut at 52 falls
+        // inside the dissolve; the model's cut on the flash is dropped; the jump cut stays.
+        assert_eq!(merged, vec![cut(30), span(50, 60, Transition::Gradual), cut(100)]);
+        // A span that touches a blank run becomes one transition of the stronger kind.
+        let fade_shots = vec![
+            Shot { start: 0, end: 40, transition: Transition::Start, score: 0.0, transition_start: 0 },
+            Shot { start: 46, end: 120, transition: Transition::Fade, score: 0.0, transition_start: 40 },
+        ];
+        let merged = combine(&[span(36, 44, Transition::Gradual)], &fade_shots, &[], &records, &cfg);
+        assert_eq!(merged, vec![span(36, 46, Transition::Fade)]);
+    }
+
+    #[test]
+    fn the_method_decides_which_detector_gives_the_shots() {
+        let records = still(100);
+        let adaptive = vec![Shot { start: 0, end: 100, transition: Transition::Start, score: 0.0, transition_start: 0 }];
+        let mut p = Probabilities { single: vec![0.0; 100], many: vec![0.0; 100] };
+        (40..52).for_each(|i| p.many[i] = 0.9);
+        p.single[46] = 0.8;
+        let detect = |method| DetectConfig { method, ..DetectConfig::default() };
+        let cfg = DetectorConfig::default();
+        assert_eq!(shots(&detect(DetectMethod::Adaptive), &cfg, &records, adaptive.clone(), Some(&p)).len(), 1);
+        for method in [DetectMethod::Transnetv2, DetectMethod::Combined] {
+            let found = shots(&detect(method), &cfg, &records, adaptive.clone(), Some(&p));
+            let got: Vec<_> = found.iter().map(|s| (s.start, s.end, s.transition, s.transition_start)).collect();
+            // The dissolve's frames, widened by the one-frame margin, belong to no shot.
+            assert_eq!(got, vec![(0, 39, Transition::Start, 0), (53, 100, Transition::Gradual, 39)], "{method:?}");
+        }
+        assert_eq!("transnetv2".parse::<DetectMethod>(), Ok(DetectMethod::Transnetv2));
+        assert!("dissolve".parse::<DetectMethod>().is_err());
     }
 }
