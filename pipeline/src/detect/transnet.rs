@@ -44,6 +44,8 @@ const STEP: usize = 50;
 const CONTEXT: usize = 25;
 /// Spans of at most this many frames are hard cuts.
 const CUT_FRAMES: usize = 2;
+/// A run of `many` above the threshold this long is a gradual transition on its own.
+const MIN_GRADUAL: usize = 3;
 
 /// One window of 100 frames, 48×27 RGB each.
 pub struct Window(Vec<u8>);
@@ -177,25 +179,36 @@ impl TransNetStage {
     }
 }
 
-/// The transitions in `p`: each run of `single` above `threshold`, widened to the run of `many`
-/// above `span_threshold` around it, and a gradual one by `margin` more frames on each side.
-/// `blank` says which frames are blank (a span holding one is a fade).
+/// The runs of frames where `values` exceed `threshold`, at least `min_len` long.
+fn runs(values: &[f32], threshold: f32, min_len: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let start = i;
+        while i < values.len() && values[i] > threshold {
+            i += 1;
+        }
+        if i - start >= min_len.max(1) {
+            out.push(start..i);
+        }
+        i = i.max(start + 1);
+    }
+    out
+}
+
+/// The transitions in `p`: each run of `single` above `threshold`, and each run of `many` above
+/// it of at least `MIN_GRADUAL` frames that holds blank frames (a fade through black whose ends
+/// the single-frame head rates just below the threshold; without blank frames such runs are
+/// mostly motion, as in a top-down view of traffic), widened to the run of `many` above
+/// `span_threshold` around it, and a gradual one by `margin` more frames on each side. `blank`
+/// says which frames are blank (a span holding one is a fade).
 pub fn spans(p: &Probabilities, threshold: f32, span_threshold: f32, margin: u64, blank: &[bool]) -> Vec<Boundary> {
     let n = p.single.len();
+    let mut seeds: Vec<(std::ops::Range<usize>, bool)> = runs(&p.single, threshold, 1).into_iter().map(|r| (r, false)).collect();
+    seeds.extend(runs(&p.many, threshold, MIN_GRADUAL).into_iter().map(|r| (r, true)));
+    seeds.sort_by_key(|(r, _)| (r.start, r.end));
     let mut out: Vec<Boundary> = Vec::new();
-    let mut i = 0;
-    while i < n {
-        if p.single[i] <= threshold {
-            i += 1;
-            continue;
-        }
-        let run_start = i;
-        while i < n && p.single[i] > threshold {
-            i += 1;
-        }
-        let run = run_start..i;
-        let peak = run.clone().max_by(|&a, &b| p.single[a].total_cmp(&p.single[b])).expect("a run is not empty");
-        let score = p.single[peak] as f64;
+    for (run, needs_blank) in seeds {
         let (mut start, mut end) = (run.start, run.end);
         while start > 0 && p.many[start - 1] > span_threshold {
             start -= 1;
@@ -203,11 +216,17 @@ pub fn spans(p: &Probabilities, threshold: f32, span_threshold: f32, margin: u64
         while end < n && p.many[end] > span_threshold {
             end += 1;
         }
+        let holds_blank = blank[start..end].iter().any(|&b| b);
+        if needs_blank && !holds_blank {
+            continue;
+        }
+        let peak = (start..end).max_by(|&a, &b| p.single[a].total_cmp(&p.single[b])).expect("a span is not empty");
+        let score = p.single[peak] as f64;
         let boundary = if end - start <= CUT_FRAMES {
             // A hard cut: the model marks the last frame before it.
             Boundary { start: peak as u64 + 1, end: peak as u64 + 1, kind: Transition::Cut, score }
         } else {
-            let kind = if blank[start..end].iter().any(|&b| b) { Transition::Fade } else { Transition::Gradual };
+            let kind = if holds_blank { Transition::Fade } else { Transition::Gradual };
             Boundary { start: (start as u64).saturating_sub(margin), end: (end as u64 + margin).min(n as u64), kind, score }
         };
         match out.last_mut() {
@@ -215,7 +234,6 @@ pub fn spans(p: &Probabilities, threshold: f32, span_threshold: f32, margin: u64
             Some(last) if boundary.start <= last.end => last.absorb(&boundary),
             _ => out.push(boundary),
         }
-        i = i.max(end);
     }
     out.retain(|b| b.start < n as u64 || b.kind != Transition::Cut);
     out
@@ -276,5 +294,19 @@ mod tests {
         blank[47] = true;
         assert_eq!(spans(&p, 0.5, 0.2, 0, &blank)[0].kind, Transition::Fade);
         assert_eq!(spans(&p, 0.5, 0.2, 2, &blank)[0], Boundary { start: 39, end: 55, kind: Transition::Fade, score: 0.77f32 as f64 });
+    }
+
+    #[test]
+    fn a_fade_the_single_head_rates_low_is_found_by_the_many_head() {
+        // The many head is high through the fade; the single head peaks just below 0.5.
+        let p = probabilities(100, &[(60, 0.47)], &[(55..58, 0.6), (58..66, 0.3), (66..70, 0.8)]);
+        let mut blank = vec![false; 100];
+        blank[61..64].iter_mut().for_each(|b| *b = true);
+        let b = spans(&p, 0.5, 0.2, 1, &blank);
+        assert_eq!(b, vec![Boundary { start: 54, end: 71, kind: Transition::Fade, score: 0.47f32 as f64 }]);
+        // Without blank frames, or for only two frames, the many head alone is not a transition.
+        assert!(spans(&p, 0.5, 0.2, 1, &[false; 100]).is_empty());
+        let p = probabilities(100, &[], &[(55..57, 0.9)]);
+        assert!(spans(&p, 0.5, 0.2, 1, &blank).is_empty());
     }
 }
