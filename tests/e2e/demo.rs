@@ -33,8 +33,9 @@ fn demo_finds_every_known_shot_and_writes_exact_clips() {
             let (start, end) = (seg["start"].as_i64().unwrap(), seg["end"].as_i64().unwrap());
             let (fade_in, fade_out) = (seg["fade_in"].as_i64().unwrap(), seg["fade_out"].as_i64().unwrap());
             // A fade is a transition: its frames belong to no shot, and TransNetV2's span may take
-            // one more frame on either side (its span threshold errs towards leaving frames out).
-            let slack = |fade: i64| if fade > 0 { fade + 1 } else { 0 };
+            // two more frames on either side (its span threshold errs towards leaving frames
+            // out, and `detect.span_margin` adds one).
+            let slack = |fade: i64| if fade > 0 { fade + 2 } else { 0 };
             assert!(shot.start_frame >= start && shot.start_frame <= start + slack(fade_in), "{file}: shot starts at {} for segment {start}..{end}", shot.start_frame);
             assert!(shot.end_frame <= end && shot.end_frame >= end - slack(fade_out), "{file}: shot ends at {} for segment {start}..{end}", shot.end_frame);
             if fade_in > 0 {
