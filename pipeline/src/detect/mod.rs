@@ -197,7 +197,10 @@ pub fn shots(detect: &DetectConfig, adaptive_cfg: &DetectorConfig, records: &[Fr
     let boundaries = match detect.method {
         DetectMethod::Combined => {
             let jump_cfg = DetectorConfig { min_content: detect.jump_min_content.min(adaptive_cfg.min_content), ..adaptive_cfg.clone() };
-            let supported = |t: usize| p.single[t.saturating_sub(2)..=t.min(p.single.len() - 1)].iter().any(|&s| s >= detect.jump_support);
+            let supported = |t: usize| {
+                let end = (t + 1).min(p.single.len());
+                p.single[t.saturating_sub(2).min(end)..end].iter().any(|&s| s >= detect.jump_support)
+            };
             let jumps: Vec<Boundary> = segment::cuts(records, &jump_cfg)
                 .into_iter()
                 .filter(|&(t, _)| supported(t))

@@ -12,9 +12,10 @@
 //! Two heads come out per frame: `single`, the probability that a transition is centred on the
 //! frame (a hard cut marks the last frame before it), and `many`, the probability that the frame
 //! belongs to a transition. [`spans`] turns them into [`Boundary`] spans: each run of `single`
-//! above the threshold is one transition, widened to the run of `many` above the span threshold
-//! around it; a span of at most two frames is a hard cut after its peak frame, a longer one a
-//! gradual transition whose frames belong to no shot.
+//! above the threshold is one transition (so is a run of `many` through blank frames), widened
+//! to the run of `many` above the span threshold around it; a span of at most two frames is a
+//! hard cut after its peak frame, a longer one a gradual transition whose frames belong to no
+//! shot.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ const STEP: usize = 50;
 const CONTEXT: usize = 25;
 /// Spans of at most this many frames are hard cuts.
 const CUT_FRAMES: usize = 2;
-/// A run of `many` above the threshold this long is a gradual transition on its own.
+/// A run of `many` above the threshold this long, through blank frames, is a fade on its own.
 const MIN_GRADUAL: usize = 3;
 
 /// One window of 100 frames, 48×27 RGB each.
@@ -126,7 +127,6 @@ impl TransNet {
 /// The running model: one worker thread, fed windows by every video in flight.
 pub struct TransNetStage {
     queue: ModelQueue<Window, WindowPrediction>,
-    config: DetectConfig,
 }
 
 impl TransNetStage {
@@ -151,7 +151,7 @@ impl TransNetStage {
             }
             out
         })?;
-        Ok(Arc::new(Self { queue, config: config.clone() }))
+        Ok(Arc::new(Self { queue }))
     }
 
     /// The probabilities of every frame of `frames` (packed 48×27 RGB).
@@ -171,11 +171,6 @@ impl TransNetStage {
         all.single.truncate(n);
         all.many.truncate(n);
         Ok(all)
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &DetectConfig {
-        &self.config
     }
 }
 
