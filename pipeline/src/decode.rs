@@ -94,22 +94,22 @@ impl Sizes {
         }
     }
 
-    /// Cut one raw output frame into the main frame and the second (copied into `main` and
-    /// `second` when the frame was stacked; borrowed when it was not).
+    /// Cut one raw output frame into the main frame and the second. A part as wide as the
+    /// stacked frame is borrowed; a narrower one is copied row by row into its scratch buffer.
     fn split<'a>(&self, raw: &'a [u8], main: &'a mut Vec<u8>, second: &'a mut Vec<u8>) -> (&'a [u8], Option<&'a [u8]>) {
         let Some((w2, h2)) = self.second else { return (raw, None) };
         let (w, h) = self.main;
         let stride = (w.max(w2) * 3) as usize;
-        let rows = |into: &mut Vec<u8>, first: u32, count: u32, width: u32| {
-            into.clear();
-            for r in first..first + count {
-                let at = r as usize * stride;
-                into.extend_from_slice(&raw[at..at + (width * 3) as usize]);
+        let part = |scratch: &'a mut Vec<u8>, first: u32, count: u32, width: u32| -> &'a [u8] {
+            let (start, end) = (first as usize * stride, (first + count) as usize * stride);
+            if width as usize * 3 == stride {
+                return &raw[start..end];
             }
+            scratch.clear();
+            raw[start..end].chunks_exact(stride).for_each(|row| scratch.extend_from_slice(&row[..width as usize * 3]));
+            scratch
         };
-        rows(main, 0, h, w);
-        rows(second, h, h2, w2);
-        (main, Some(second))
+        (part(main, 0, h, w), Some(part(second, h, h2, w2)))
     }
 }
 
