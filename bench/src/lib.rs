@@ -5,6 +5,7 @@
 pub mod loader;
 pub mod shards;
 pub mod sql;
+pub mod synthesize;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -75,6 +76,8 @@ pub enum Bench {
     },
     /// The streaming loader over whole epochs, cold and warm; prints JSON with samples/s and MB/s.
     Loader(crate::loader::LoaderBench),
+    /// Write a committed output of many real-size synthetic samples (the loader benchmark's data).
+    Synthesize(crate::synthesize::Synthesize),
     /// The Idefics3/SmolVLM loop (vision encoder, embeddings, greedy decoding) on frames tiled
     /// and tokenized beforehand (outside the timing); `--export` writes those inputs for the
     /// Python side. Prints JSON with clips/s and tokens/s.
@@ -166,6 +169,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Shards(bench) => crate::shards::run(&bench),
         Bench::Sql(bench) => crate::sql::run(&bench),
         Bench::Loader(bench) => crate::loader::run(&bench),
+        Bench::Synthesize(args) => crate::synthesize::run(&args),
         Bench::Train { config, batch, latent, text, warmup, steps, device } => {
             let mut config = clipline_trainer::TrainConfig::load(&config)?;
             if let Some(device) = device {

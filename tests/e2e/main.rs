@@ -13,6 +13,7 @@ mod http;
 mod interrupt;
 mod models;
 mod partitions;
+mod python;
 mod real_footage;
 mod resume;
 mod s3;

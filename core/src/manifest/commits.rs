@@ -118,16 +118,24 @@ pub async fn markers_in(store: &Store, dir: &str) -> Result<Vec<Marker>> {
     Ok(markers)
 }
 
+/// The keys of table `table`'s committed parts, sorted.
+///
+/// # Errors
+/// On storage failures or unreadable markers.
+pub async fn committed_parts(store: &Store, table: &str) -> Result<Vec<String>> {
+    let parts: HashSet<String> = markers(store).await?.into_iter().filter_map(|mut m| m.parts.remove(table)).collect();
+    let mut parts: Vec<String> = parts.into_iter().collect();
+    parts.sort();
+    Ok(parts)
+}
+
 /// The committed rows of table `T`.
 ///
 /// # Errors
 /// On storage failures or unreadable markers or parts.
 pub async fn read_committed<T: Table>(store: &Store) -> Result<Vec<T>> {
-    let parts: HashSet<String> = markers(store).await?.into_iter().filter_map(|mut m| m.parts.remove(T::NAME)).collect();
-    let mut parts: Vec<String> = parts.into_iter().collect();
-    parts.sort();
     let mut rows = Vec::new();
-    for part in parts {
+    for part in committed_parts(store, T::NAME).await? {
         rows.extend(decode::<T>(store.get(&part).await?, &store.uri_of(&part))?);
     }
     Ok(rows)

@@ -3,7 +3,7 @@
 //! A cold epoch from object storage is bounded by requests, not bytes: one ranged read per
 //! sample costs a round trip each. With the cache on, the loader instead fetches aligned blocks
 //! of `block` bytes (one request serves every sample in the block, and concurrent readers of a
-//! block share one fetch), keeps them as files, and serves later reads of those samples, in this
+//! block share one fetch, across processes too: a block another process wrote is used as it is), keeps them as files, and serves later reads of those samples, in this
 //! epoch and the next, from local disk. The loader uses it only for datasets on object storage
 //! (a local dataset is read directly), and it only ever deletes its own block files, so it never
 //! deletes the only copy of anything.
@@ -39,6 +39,10 @@ struct Entry {
 /// Suffix of the cache's block files, so it never touches anything else.
 const BLOCK_SUFFIX: &str = "block";
 
+/// Suffix (before the writer's process id) of a block being written; one a killed process left
+/// is removed when a cache is opened.
+const PART_SUFFIX: &str = "part";
+
 impl BlockCache {
     /// Open (creating) the cache at `dir` with a limit of `limit` bytes in blocks of `block`
     /// bytes, taking stock of what an earlier run left there (blocks of another size are dropped).
@@ -53,6 +57,10 @@ impl BlockCache {
             let Ok(files) = std::fs::read_dir(shard.path()) else { continue };
             for file in files.flatten() {
                 let path = file.path();
+                if path.extension().is_some_and(|e| e.to_string_lossy().starts_with(PART_SUFFIX)) {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
                 if path.extension().is_some_and(|e| e == BLOCK_SUFFIX)
                     && let Ok(meta) = file.metadata()
                 {
@@ -120,6 +128,12 @@ impl BlockCache {
                 return Ok(());
             }
             let range = block * self.block..((block + 1) * self.block).min(shard_bytes);
+            // Another process on this cache (a DataLoader worker, another rank on the node)
+            // may have fetched the block: its files are whole once they have their name.
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == range.end - range.start) {
+                self.insert(path.clone(), range.end - range.start);
+                return Ok(());
+            }
             let data = fetch(range).await?;
             let file = path.clone();
             // A block that cannot be written is simply not cached; the caller then reads the frame directly.
@@ -196,7 +210,8 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = path.with_extension("part");
+    // One staging name per process: processes sharing the cache never write into each other's.
+    let tmp = path.with_extension(format!("{PART_SUFFIX}{}", std::process::id()));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }
@@ -235,5 +250,23 @@ mod tests {
         let reopened = BlockCache::open(&dir.path().join("cache"), 100, 100).unwrap();
         assert_eq!(reopened.bytes(), 50, "a reopened cache takes stock and trims to its new limit");
         assert_eq!(BlockCache::open(&dir.path().join("cache"), 100, 64).unwrap().bytes(), 0, "blocks of another size are dropped");
+    }
+
+    #[tokio::test]
+    async fn a_block_another_process_wrote_is_not_fetched_again_and_a_killed_writers_part_is_removed() {
+        static SHARD: [u8; 100] = [7; 100];
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (first, second) = (BlockCache::open(dir, 1000, 100).unwrap(), BlockCache::open(dir, 1000, 100).unwrap());
+        first.ensure("s", 0, 100, block_of(&SHARD)).await.unwrap();
+        let refuse = |_| std::future::ready(Err(ShardError::corrupt("s", "fetched again")));
+        second.ensure("s", 0, 100, refuse).await.unwrap();
+        assert_eq!(second.read("s", 0, 100).unwrap(), SHARD.to_vec());
+        let block = first.path("s", 0);
+        let part = block.with_extension(format!("{PART_SUFFIX}999999"));
+        std::fs::write(&part, [1, 2]).unwrap();
+        let reopened = BlockCache::open(dir, 1000, 100).unwrap();
+        assert!(!part.exists(), "the killed writer's part file is gone");
+        assert_eq!(reopened.bytes(), 100);
     }
 }
