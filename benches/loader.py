@@ -8,7 +8,13 @@ The data: `clipline bench synthesize` writes a committed clipline output of real
 (latent 9×16×30×40 bf16, a 240p clip through a 16-channel VAE, and a 64×768 bf16 caption
 embedding: 443 KB a sample before compression). The script reads every sample back through
 `clipline.Dataset` and writes the same tensors as MDS shards (zstd, MosaicML's recommendation),
-LitData's optimized chunks (zstd, torch tensors) and WebDataset tars.
+LitData's optimized chunks (zstd, torch tensors) and WebDataset tars. Every format is cut into
+64 MB objects.
+
+moto answers a ranged GET by reading the whole object, so on this server a request costs the
+object, not the range: clipline's block cache is set to read whole 64 MiB shards
+(`cache_block_mib = 64`, `--block-mib`), as the peers read whole objects. On real object storage
+the default 8 MiB blocks are the better choice.
 
 Every loader feeds the same consumer: take the batch (8 samples), touch every tensor (a sum, on
 one torch thread, as a GPU trainer's main process leaves the CPU to its loader).
@@ -84,7 +90,7 @@ def synthesize(work, samples):
     out = work / "clipline"
     if not (out / "done").exists():
         shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([str(CLIPLINE), "-q", "bench", "synthesize", "--output", str(out), "--samples", str(samples),
+        subprocess.run([str(CLIPLINE), "-q", "bench", "synthesize", "--output", str(out), "--samples", str(samples), "--shard-mib", "64",
                         "--latent", ",".join(map(str, LATENT)), "--text", ",".join(map(str, TEXT))], check=True)
         (out / "done").write_text(str(samples))
     return out
@@ -195,7 +201,7 @@ def child(args):
     persistent = {"persistent_workers": workers > 0}
     if args.child == "clipline":
         import clipline
-        ds = clipline.StreamingDataset(source, batch_size=batch, seed=0, cache_dir=str(cache) if s3 else None)
+        ds = clipline.StreamingDataset(source, batch_size=batch, seed=0, cache_dir=str(cache) if s3 else None, cache_block_mib=args.block_mib)
         loader = clipline.StreamingDataLoader(ds, num_workers=workers, **persistent)
     elif args.child == "mosaic":
         from streaming import StreamingDataset
@@ -295,6 +301,7 @@ def main():
     ap.add_argument("--loaders", default=",".join(LOADERS))
     ap.add_argument("--where", default="local,s3")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds one loader's run may take")
+    ap.add_argument("--block-mib", type=int, default=64, help="clipline's cache block (data.loader.cache_block_mib); see below")
     ap.add_argument("--work", default=str(Path(os.environ.get("CLIPLINE_CACHE", Path.home() / ".cache/clipline")) / "bench-loader"))
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)

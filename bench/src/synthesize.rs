@@ -33,6 +33,10 @@ pub struct Synthesize {
     /// Samples per commit chunk.
     #[arg(long, default_value_t = 500)]
     chunk: usize,
+    /// Largest shard, MiB (`shards.target_mib`; the loader benchmark matches the peers' 64 MB
+    /// objects).
+    #[arg(long, default_value_t = ShardsConfig::default().target_mib)]
+    shard_mib: u64,
 }
 
 /// Write the output, printing one JSON line with its size.
@@ -46,7 +50,7 @@ pub fn run(args: &Synthesize) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let store = Store::open(&args.output).with_context(|| format!("cannot open {}", args.output))?;
     let scratch = tempfile::tempdir()?;
-    let config = ShardsConfig::default();
+    let config = ShardsConfig { target_mib: args.shard_mib, ..ShardsConfig::default() };
     let mut sink = ShardSink::new(store.clone(), &config, scratch.path());
     let mut encoder = SampleEncoder::new(config.zstd_level, config.byte_planes)?;
     let bucket = format!("{}p-{}f-4:3", latent[2] * 8, (latent[0] - 1) * 4 + 1);

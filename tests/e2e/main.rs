@@ -14,6 +14,7 @@ mod interrupt;
 mod models;
 mod partitions;
 mod python;
+mod ranks;
 mod real_footage;
 mod resume;
 mod s3;

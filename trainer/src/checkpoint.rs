@@ -2,11 +2,19 @@
 //! under `step-NNNNNNNNN/` of a local or object-store directory. Files are written locally,
 //! then uploaded with `state.json` last, so a checkpoint without it is incomplete and ignored.
 //! Only the newest `keep` complete checkpoints are kept.
+//!
+//! The weights are written twice: as burn records (`model.mpk`, `ema.mpk`), which carry the
+//! parameter ids the optimiser's state is keyed by, so a resumed run continues bit for bit; and
+//! as `model.safetensors` / `ema.safetensors` with the parameter names and layouts of the
+//! PyTorch twin (`clipline.stdit.Stdit`), so a PyTorch user loads them with
+//! `safetensors.torch.load_file` and `load_state_dict`, and `train.init_from` can start from
+//! weights trained anywhere.
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use clipline_core::storage::Store;
 use clipline_shard::loader::LoaderState;
 use serde::{Deserialize, Serialize};
@@ -35,6 +43,64 @@ const OPTIMIZER: &str = "optimizer";
 const EMA: &str = "ema";
 const STATE: &str = "state.json";
 const EXT: &str = "mpk";
+const SAFETENSORS: &str = "safetensors";
+
+/// Where burn's module paths and the PyTorch twin's parameter names differ (beyond what the
+/// adapters do: Linear weights transposed, LayerNorm `gamma`/`beta` named `weight`/`bias`).
+const TWIN_NAMES: [(&str, &str); 3] = [("patch.proj.", "proj."), ("time.fc1.", "time_fc1."), ("time.fc2.", "time_fc2.")];
+
+/// Write `model`'s weights to `path` as safetensors, named as the PyTorch twin names them.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn save_safetensors<B: Backend, M: Module<B>>(model: &M, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut store = SafetensorsStore::from_file(path).with_to_adapter(BurnToPyTorchAdapter).metadata("producer", "clipline").metadata("twin", "clipline.stdit.Stdit");
+    for (burn, torch) in TWIN_NAMES {
+        store = store.with_key_remapping(format!("^{}", regex_escape(burn)), torch);
+    }
+    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Load weights named as the PyTorch twin names them (a clipline checkpoint's, or a PyTorch
+/// user's `save_file(model.state_dict())`) into `model`; every parameter must be there, with
+/// its shape.
+///
+/// # Errors
+/// When the file cannot be read or does not fit the model, naming the tensors.
+pub fn load_safetensors<B: Backend, M: Module<B>>(mut model: M, path: &std::path::Path) -> anyhow::Result<M> {
+    let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter);
+    for (burn, torch) in TWIN_NAMES {
+        store = store.with_key_remapping(format!("^{}", regex_escape(torch)), burn);
+    }
+    let applied = model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if !applied.missing.is_empty() || !applied.errors.is_empty() {
+        let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
+        anyhow::bail!("{} does not fit the model: missing {missing:?}, errors {:?}; it must hold every parameter of the [model] config with its shape", path.display(), applied.errors);
+    }
+    Ok(model)
+}
+
+/// Load the safetensors weights at `uri` (a local path, or a file in any store) into `model`.
+///
+/// # Errors
+/// When it cannot be read or does not fit the model.
+pub async fn weights_from<B: Backend, M: Module<B>>(uri: &str, model: M) -> anyhow::Result<M> {
+    let local = std::path::Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+    if !uri.contains("://") || uri.starts_with("file://") {
+        anyhow::ensure!(local.is_file(), "train.init_from {uri}: no such file");
+        return load_safetensors(model, local);
+    }
+    let (dir, name) = uri.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("train.init_from {uri}: not a file URI"))?;
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join(name);
+    Store::open(dir)?.download(name, &path, |_| {}).await.map_err(|e| anyhow::anyhow!("train.init_from {uri}: {e}"))?;
+    load_safetensors(model, &path)
+}
+
+/// `text` as a regular expression that matches it literally (module paths hold only `.` to escape).
+fn regex_escape(text: &str) -> String {
+    text.replace('.', r"\.")
+}
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
@@ -67,16 +133,20 @@ pub async fn save<B: AutodiffBackend, M: AutodiffModule<B>, E: Module<B::InnerBa
     let local = tempfile::tempdir()?;
     let rec = recorder();
     model.clone().save_file(local.path().join(MODEL), &rec)?;
+    save_safetensors(&model.valid(), &local.path().join(format!("{MODEL}.{SAFETENSORS}")))?;
     rec.record(optimizer.to_record(), local.path().join(OPTIMIZER))?;
     if let Some(ema) = ema {
         ema.clone().save_file(local.path().join(EMA), &rec)?;
+        save_safetensors(ema, &local.path().join(format!("{EMA}.{SAFETENSORS}")))?;
     }
     std::fs::write(local.path().join(STATE), serde_json::to_vec_pretty(state)?)?;
     let dir = dir_of(state.step);
     for name in [MODEL, OPTIMIZER, EMA] {
-        let file = local.path().join(format!("{name}.{EXT}"));
-        if file.exists() {
-            store.put_file(&format!("{dir}/{name}.{EXT}"), &file).await?;
+        for ext in [EXT, SAFETENSORS] {
+            let file = local.path().join(format!("{name}.{ext}"));
+            if file.exists() {
+                store.put_file(&format!("{dir}/{name}.{ext}"), &file).await?;
+            }
         }
     }
     store.put_file(&format!("{dir}/{STATE}"), &local.path().join(STATE)).await?;

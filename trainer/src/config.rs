@@ -94,7 +94,9 @@ pub struct LoopConfig {
     pub device: String,
     /// `f32`, or `bf16` on CUDA.
     pub precision: String,
-    /// A previous stage's run directory: its newest weights start this run.
+    /// Where this run's weights start: a previous stage's run directory (its newest
+    /// checkpoint), or a `.safetensors` file (path or URI) named as the PyTorch twin names its
+    /// parameters, such as a checkpoint's `model.safetensors` or weights trained in PyTorch.
     pub init_from: Option<String>,
 }
 

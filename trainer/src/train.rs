@@ -18,8 +18,10 @@ use tokio::runtime::Handle;
 use crate::backend::{on_backend, OnBackend};
 use crate::batch::gather;
 use crate::checkpoint::{self, CheckpointState};
+use crate::collective::{self, Collective};
 use crate::config::TrainConfig;
 use crate::data::{self, RunData};
+use crate::grad_sync;
 use crate::metrics_log::MetricsLog;
 use crate::model::{DataShape, Stdit};
 use crate::objective::noisy_and_target;
@@ -60,12 +62,15 @@ pub struct Summary {
 /// On bad data or config, storage failures, a checkpoint that does not fit, or a loader failure.
 pub fn train(config: &TrainConfig, options: &RunOptions, runtime: &Handle) -> anyhow::Result<Summary> {
     let rank = Rank::from_env()?;
-    if rank.world_size > 1 {
-        anyhow::bail!("training on {} ranks is not supported yet: gradients are not synchronised across ranks (the loader already shards its stream by RANK and WORLD_SIZE); run one process", rank.world_size);
-    }
     std::fs::create_dir_all(&options.run_dir).map_err(|e| anyhow::anyhow!("cannot create run directory {}: {e}", options.run_dir.display()))?;
     let data = data::open(&options.data, &config.data, runtime)?;
-    on_backend(&config.train.device, &config.train.precision, Run { config, options, data, runtime })
+    let ranks = if rank.world_size > 1 {
+        let wait = Duration::from_secs_f64(config.watchdog.step_timeout_s.max(60.0));
+        Some(Collective::join(rank, collective::meeting_point()?, wait, Duration::from_secs_f64(config.watchdog.step_timeout_s))?)
+    } else {
+        None
+    };
+    on_backend(&config.train.device, &config.train.precision, Run { config, options, data, runtime, rank, ranks })
 }
 
 /// A training run, generic over the backend.
@@ -74,13 +79,15 @@ struct Run<'a> {
     options: &'a RunOptions,
     data: RunData,
     runtime: &'a Handle,
+    rank: Rank,
+    ranks: Option<Collective>,
 }
 
 impl OnBackend for Run<'_> {
     type Output = Summary;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Summary> {
-        run::<B>(self.config, self.options, self.data, device, self.runtime)
+        run::<B>(self, device)
     }
 }
 
@@ -100,6 +107,12 @@ fn start<B: AutodiffBackend>(config: &TrainConfig, shape: DataShape, ckpt: &Stor
     let (fetched, resuming) = match runtime.block_on(checkpoint::newest(ckpt))? {
         Some(own) => (own, true),
         None => match &config.train.init_from {
+            Some(file) if file.ends_with(".safetensors") => {
+                let model = runtime.block_on(checkpoint::weights_from(file, model))?;
+                tracing::info!(from = %file, "starting from safetensors weights");
+                let ema = ema.map(|_| model.valid());
+                return Ok(Start { step: 0, model, ema, optimizer_from: None, loader: None });
+            }
             Some(previous) => {
                 let store = Store::open(&format!("{}/checkpoints", previous.trim_end_matches('/')))?;
                 let theirs = runtime.block_on(checkpoint::newest(&store))?.ok_or_else(|| anyhow::anyhow!("train.init_from {previous}: no complete checkpoint under {}", store.uri()))?;
@@ -127,8 +140,12 @@ fn start<B: AutodiffBackend>(config: &TrainConfig, shape: DataShape, ckpt: &Stor
     Ok(Start { step, model, ema, optimizer_from: Some(fetched), loader })
 }
 
-fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: RunData, device: B::Device, runtime: &Handle) -> anyhow::Result<Summary> {
+fn run<B: AutodiffBackend>(run: Run<'_>, device: B::Device) -> anyhow::Result<Summary> {
+    let Run { config, options, data, runtime, rank, mut ranks } = run;
     let RunData { dataset, plan, shape, validation } = data;
+    // Rank 0 writes checkpoints, metrics and the progress bar; every rank computes the same
+    // model from the same summed gradients.
+    let leader = rank.rank == 0;
     let ckpt_uri = config.checkpoint.dir.clone().unwrap_or_else(|| options.run_dir.join("checkpoints").display().to_string());
     let ckpt = Store::open(&ckpt_uri)?;
     let Start { mut step, mut model, mut ema, optimizer_from, loader } = start::<B>(config, shape, &ckpt, &device, runtime)?;
@@ -138,17 +155,23 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
     if let Some(fetched) = &optimizer_from {
         optimizer = fetched.optimizer(optimizer, &device)?;
     }
-    let mut loader = Loader::start(dataset, plan, Rank::SINGLE, loader.as_ref(), &config.data.loader)?;
-    let mut log = MetricsLog::open(&options.run_dir, step)?;
-    let watchdog = Watchdog::start(Duration::from_secs_f64(config.watchdog.step_timeout_s), Duration::from_secs_f64(config.watchdog.data_timeout_s), options.run_dir.clone());
+    let mut loader = Loader::start(dataset, plan, rank, loader.as_ref(), &config.data.loader)?;
+    let mut log = leader.then(|| MetricsLog::open(&options.run_dir, step)).transpose()?;
+    let watchdog = Watchdog::start(Duration::from_secs_f64(config.watchdog.step_timeout_s), Duration::from_secs_f64(config.watchdog.data_timeout_s), &options.run_dir, rank);
     let total = config.train.steps;
     let stop = options.stop_at.unwrap_or(total).min(total);
-    let bar = &options.progress;
+    let hidden = ProgressBar::hidden();
+    let bar = if leader { &options.progress } else { &hidden };
+    // Each rank's share of the global batch: the loss is scaled so that the sum over ranks and
+    // accumulation steps is the mean, as one rank accumulating them all computes it.
+    let share = (o.grad_accum * rank.world_size) as f64;
     bar.set_length(stop);
     bar.set_position(step);
     bar.set_style(ProgressStyle::with_template("train {bar:30} {pos}/{len} steps [{elapsed} < {eta}] {msg}").expect("valid template"));
     let (mut first_loss, mut last_loss) = (None, None);
     let mut window = (Instant::now(), loader.metrics());
+    // Time spent summing gradients across ranks (waiting for the slowest included) since the last log line.
+    let mut syncing = Duration::ZERO;
     while step < stop {
         let lr = config.schedule.lr(o.lr, step, total);
         let mut accumulator = GradientsAccumulator::<Stdit<B>>::new();
@@ -160,12 +183,23 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
             if batch.samples.is_empty() {
                 continue;
             }
-            let (loss, scaled) = batch_loss(&model, config, shape, &batch.samples, batch.global, &device)?;
+            let (loss, scaled) = batch_loss(&model, config, shape, &batch.samples, batch.global, share, &device)?;
             accumulator.accumulate(&model, GradientsParams::from_grads(scaled.backward(), &model));
             loss_sum += loss;
             batches += 1;
         }
         let mut grads = accumulator.grads();
+        if let Some(ranks) = ranks.as_mut() {
+            watchdog.enter(Phase::Step, step, || format!("summing gradients over {} ranks", rank.world_size));
+            let mut totals = [loss_sum as f32, batches as f32];
+            let began = Instant::now();
+            let summed = grad_sync::all_reduce(&model, &mut grads, &mut totals, ranks);
+            syncing += began.elapsed();
+            if let Err(e) = summed {
+                watchdog.rank_failed(e.rank(), &e);
+            }
+            (loss_sum, batches) = (f64::from(totals[0]), totals[1] as u32);
+        }
         let grad_norm = crate::grad_clip::clip_global_norm(&model, &mut grads, o.grad_clip);
         if batches > 0 {
             model = optimizer.step(lr, model, grads);
@@ -178,7 +212,7 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
         let loss = (batches > 0).then(|| loss_sum / f64::from(batches));
         first_loss = first_loss.or(loss);
         last_loss = loss.or(last_loss);
-        if step % config.train.log_every == 0 || step == stop {
+        if let Some(log) = log.as_mut().filter(|_| step % config.train.log_every == 0 || step == stop) {
             let now = loader.metrics();
             let (since, before) = window;
             let wall = since.elapsed().as_secs_f64().max(1e-9);
@@ -189,6 +223,11 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
                 "mb_per_s": (now.bytes - before.bytes) as f64 / 1e6 / wall,
                 "data_wait_pct": 100.0 * (now.waited - before.waited).as_secs_f64() / wall,
             });
+            if rank.world_size > 1 {
+                line["ranks"] = json!(rank.world_size);
+                line["sync_pct"] = json!(100.0 * syncing.as_secs_f64() / wall);
+                syncing = Duration::ZERO;
+            }
             if config.train.val_every > 0 && (step % config.train.val_every == 0 || step == stop) && !validation.is_empty() {
                 line["val_loss"] = json!(validation_loss(&model.valid(), config, shape, &validation, &device)?);
                 if let Some(e) = &ema {
@@ -200,18 +239,19 @@ fn run<B: AutodiffBackend>(config: &TrainConfig, options: &RunOptions, data: Run
             window = (Instant::now(), now);
         }
         bar.set_position(step);
-        if step % config.checkpoint.every == 0 || step == stop {
+        if leader && (step % config.checkpoint.every == 0 || step == stop) {
             let state = CheckpointState { step, loader: loader.state(), data_shape: shape, config: config.clone(), rng: "none: timesteps, caption dropout and noise are keyed by (train.seed, global batch)".into() };
             runtime.block_on(checkpoint::save(&ckpt, &state, &model, &optimizer, ema.as_ref(), config.checkpoint.keep))?;
         }
     }
     bar.finish_and_clear();
-    tracing::info!(step, metrics = %log.path().display(), checkpoints = ckpt.uri(), "training stopped");
+    tracing::info!(step, rank = rank.rank, checkpoints = ckpt.uri(), "training stopped");
     Ok(Summary { resumed_from, step, first_loss, last_loss, loader: loader.metrics() })
 }
 
-/// The loss of one batch, and that loss divided by the accumulation steps, to back-propagate.
-fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], global: u64, device: &B::Device) -> anyhow::Result<(f64, Tensor<B, 1>)> {
+/// The loss of one batch, and that loss divided by `share` (the batches of a global step), to
+/// back-propagate.
+fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], global: u64, share: f64, device: &B::Device) -> anyhow::Result<(f64, Tensor<B, 1>)> {
     let host = gather(samples, shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}"))?;
     let grid = model.grid(host.shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}; choose [model] patch to divide the latents"))?;
     let draws = config.objective.draws(config.train.seed, global, samples.len());
@@ -223,7 +263,7 @@ fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape:
     if !value.is_finite() {
         anyhow::bail!("batch {global} (latents {dims:?}): the loss is {value}; lower optim.lr or raise optim.grad_accum");
     }
-    Ok((value, loss / config.optim.grad_accum as f64))
+    Ok((value, loss / share))
 }
 
 /// Mean loss over the held-out samples at the configured timesteps, with fixed noise and

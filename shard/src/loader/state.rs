@@ -60,7 +60,8 @@ impl Rank {
     /// The only reader.
     pub const SINGLE: Rank = Rank { rank: 0, world_size: 1 };
 
-    /// From `RANK` and `WORLD_SIZE` in the environment (a single reader when they are unset).
+    /// From `RANK` and `WORLD_SIZE` in the environment (torchrun), else `SLURM_PROCID` and
+    /// `SLURM_NTASKS` (srun); a single reader when neither pair is set.
     ///
     /// # Errors
     /// When they are not numbers or the rank is out of range.
@@ -72,7 +73,10 @@ impl Rank {
             }
         };
         match (read("RANK")?, read("WORLD_SIZE")?) {
-            (None, None) => Ok(Self::SINGLE),
+            (None, None) => match (read("SLURM_PROCID")?, read("SLURM_NTASKS")?) {
+                (None, None) => Ok(Self::SINGLE),
+                (rank, world) => Self::new(rank.unwrap_or(0), world.unwrap_or(1)),
+            },
             (rank, world) => Self::new(rank.unwrap_or(0), world.unwrap_or(1)),
         }
     }
