@@ -248,7 +248,7 @@ def run_child(name, source, workers, args, env, scratch):
     import psutil
     cache = Path(tempfile.mkdtemp(dir=scratch))
     cmd = [sys.executable, __file__, "--child", name, "--source", str(source), "--workers", str(workers), "--batch", str(args.batch),
-           "--epochs", str(args.epochs), "--cache", str(cache)]
+           "--epochs", str(args.epochs), "--cache", str(cache), "--block-mib", str(args.block_mib)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
 

@@ -42,9 +42,11 @@ def run(config, data, steps, ranks, accumulate, scratch):
     lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # Steady state: the second half of the steps (start-up, the first checkpoint and caches aside).
     half = lines[len(lines) // 2:]
-    per_rank = sum(l["samples_per_s"] for l in half) / len(half)
-    sync = [l.get("sync_pct", 0.0) for l in half]
-    return {"ranks": ranks, "accumulate": accumulate, "wall_s": wall, "samples_per_s": per_rank * ranks, "sync_pct": sum(sync) / len(sync)}
+    # Each line covers one logging window: its samples (rank 0's) and, from its rate, its time.
+    counts = [b["samples"] - a["samples"] for a, b in zip(half, half[1:])]
+    times = [n / l["samples_per_s"] for n, l in zip(counts, half[1:]) if l["samples_per_s"] > 0]
+    synced = sum(t * l.get("sync_pct", 0.0) / 100 for t, l in zip(times, half[1:]))
+    return {"ranks": ranks, "accumulate": accumulate, "wall_s": wall, "samples_per_s": sum(counts) * ranks / sum(times), "sync_pct": 100 * synced / sum(times)}
 
 
 def main():

@@ -34,7 +34,8 @@ pub struct DataConfig {
 pub struct LoaderConfig {
     /// Samples fetched ahead of the consumer at most (requests in flight plus decoded ones waiting).
     pub prefetch_samples: usize,
-    /// Decoded bytes held ahead of the consumer at most, MiB.
+    /// Decoded bytes held ahead of the consumer at most, MiB; cache blocks being fetched are
+    /// bounded by as much again.
     pub prefetch_mib: u64,
     /// Threads that verify and decompress samples.
     pub decode_threads: usize,

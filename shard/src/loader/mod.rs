@@ -159,7 +159,7 @@ impl Loader {
             (None, _) => None,
         };
         let budget_kib = u32::try_from(config.prefetch_mib.max(1) << 10).unwrap_or(u32::MAX >> 3).min(Semaphore::MAX_PERMITS as u32);
-        let fetcher = Fetcher { dataset, cache, budget: Arc::new(Semaphore::new(budget_kib as usize)), budget_kib };
+        let fetcher = Fetcher { dataset, cache, budget: Arc::new(Semaphore::new(budget_kib as usize)), budget_kib, blocks: Arc::new(Semaphore::new(budget_kib as usize)) };
         let rx = stream::start(fetcher, plan.clone(), start, rank, config.prefetch_samples, config.decode_threads).map_err(|e| ShardError::io(std::path::Path::new("loader thread"), e))?;
         Ok(Self { plan, rank, start, rounds: 0, rx, max_skipped_fraction: config.max_skipped_fraction, metrics: LoaderMetrics::default(), started: Instant::now() })
     }

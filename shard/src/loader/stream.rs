@@ -43,8 +43,12 @@ pub(super) struct Fetched {
 pub(super) struct Fetcher {
     pub dataset: Arc<Dataset>,
     pub cache: Option<Arc<BlockCache>>,
+    /// Decoded samples held ahead of the consumer, KiB (`prefetch_mib`).
     pub budget: Arc<Semaphore>,
     pub budget_kib: u32,
+    /// Cache blocks being fetched, KiB: a budget of their own, as large as the samples', so
+    /// that samples waiting for their blocks can never hold what the blocks need.
+    pub blocks: Arc<Semaphore>,
 }
 
 thread_local! {
@@ -117,7 +121,12 @@ async fn read(fetcher: &Fetcher, id: &str, loc: &Location) -> Result<Sample, Sha
 /// went missing before it could be read (the caller reads the frame directly).
 async fn cached_frame(fetcher: &Fetcher, cache: &Arc<BlockCache>, loc: &Location, shard_bytes: u64) -> Result<Option<Bytes>, ShardError> {
     for block in cache.blocks(loc.offset, loc.length) {
-        cache.ensure(&loc.shard, block, shard_bytes, |range| fetcher.dataset.range(&loc.shard, range)).await?;
+        let fetch = |range: std::ops::Range<u64>| async move {
+            let kib = (range.end - range.start).div_ceil(1024).clamp(1, u64::from(fetcher.budget_kib)) as u32;
+            let _held = fetcher.blocks.acquire_many(kib).await.expect("the budget is never closed");
+            fetcher.dataset.range(&loc.shard, range).await
+        };
+        cache.ensure(&loc.shard, block, shard_bytes, fetch).await?;
     }
     let (c, shard, offset, length) = (cache.clone(), loc.shard.clone(), loc.offset, loc.length);
     Ok(tokio::task::spawn_blocking(move || c.read(&shard, offset, length)).await.ok().flatten().map(Bytes::from))
