@@ -25,7 +25,8 @@ process tree, DataLoader workers included, sampled every 0.5 s.
 
     python benches/loader.py [--samples 10000] [--batch 8] [--epochs 3] [--workers 0,2,4]
 Needs the set-up's venv (the clipline package, PyTorch, moto) with mosaicml-streaming,
-litdata and webdataset (`pip install mosaicml-streaming==0.13.0 litdata==0.2.76 webdataset==1.0.2`).
+litdata and webdataset (`pip install mosaicml-streaming==0.13.0 litdata==0.2.76 webdataset==1.0.2`;
+their torchvision requirement upgrades PyTorch in that venv, which the tests also pass with).
 The formats are kept under --work (default ~/.cache/clipline/bench-loader) for later runs.
 """
 import argparse
