@@ -5,6 +5,7 @@
 pub mod loader;
 pub mod shards;
 pub mod sql;
+pub mod stdit;
 pub mod synthesize;
 
 use std::path::PathBuf;
@@ -184,7 +185,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Sql(bench) => crate::sql::run(&bench),
         Bench::Loader(bench) => crate::loader::run(&bench),
         Bench::Synthesize(args) => crate::synthesize::run(&args),
-        Bench::StditForward { config, weights, inputs } => stdit_forward(&config, &weights, &inputs),
+        Bench::StditForward { config, weights, inputs } => crate::stdit::forward(&config, &weights, &inputs),
         Bench::Train { config, batch, latent, text, warmup, steps, device } => {
             let mut config = clipline_trainer::TrainConfig::load(&config)?;
             if let Some(device) = device {
@@ -292,21 +293,5 @@ fn vlm_loop(model: PathBuf, rgb: &std::path::Path, (width, height): (u32, u32), 
         Ok(())
     })?;
     run.report(best, tokens);
-    Ok(())
-}
-
-/// `clipline bench stdit-forward`.
-fn stdit_forward(config: &std::path::Path, weights: &std::path::Path, inputs: &std::path::Path) -> anyhow::Result<()> {
-    let config = clipline_trainer::TrainConfig::load(config)?;
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(inputs)?)?;
-    let floats = |key: &str| -> anyhow::Result<Vec<f32>> { serde_json::from_value(json[key].clone()).map_err(|e| anyhow::anyhow!("{}: {key}: {e}", inputs.display())) };
-    let x_shape: [usize; 5] = serde_json::from_value(json["x_shape"].clone())?;
-    let text = match json.get("y") {
-        Some(_) => Some((floats("y")?, serde_json::from_value::<[usize; 3]>(json["y_shape"].clone())?, serde_json::from_value::<Vec<bool>>(json["pad"].clone())?)),
-        None => None,
-    };
-    let inputs = clipline_trainer::twin::ForwardInputs { x: (floats("x")?, x_shape), t: floats("t")?, text };
-    let out = clipline_trainer::twin::forward(&config.model, weights, &inputs)?;
-    println!("{}", serde_json::json!({ "out": out }));
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! Choosing the burn backend from `train.device` and `train.precision`: work that is generic
-//! over the backend implements [`OnBackend`] and is run on the one the config names. `cpu` is
-//! LibTorch in a build with the `tch` feature (the fastest CPU backend measured: 0.83× PyTorch
-//! eager against Flex's 0.09×), else burn's Flex, which needs no libtorch.
+//! over the backend implements [`OnBackend`] and is run on the one the config names.
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -22,9 +20,6 @@ pub trait OnBackend {
 /// When this build has no such backend, or the work fails.
 pub fn on_backend<W: OnBackend>(device: &str, precision: &str, work: W) -> anyhow::Result<W::Output> {
     match (device, precision) {
-        #[cfg(feature = "tch")]
-        ("cpu", "f32") => work.run::<burn::backend::Autodiff<burn::backend::LibTorch<f32>>>(burn::backend::libtorch::LibTorchDevice::Cpu),
-        #[cfg(not(feature = "tch"))]
         ("cpu", "f32") => work.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default()),
         #[cfg(feature = "cuda")]
         ("cuda", "f32") => work.run::<burn::backend::Autodiff<burn::backend::Cuda<f32>>>(Default::default()),

@@ -1,7 +1,6 @@
 //! The clipline trainer: an STDiT latent diffusion transformer trained with rectified flow on
 //! the precomputed shards, fed by the streaming loader of `clipline-shard`, on one rank or many
-//! ([`collective`], [`grad_sync`]), with checkpoints a PyTorch user opens ([`checkpoint`],
-//! [`twin`]).
+//! ([`collective`], [`grad_sync`]), with checkpoints a PyTorch user opens ([`checkpoint`]).
 //!
 //! It is built on burn: the one maintained Rust framework here whose CUDA backend builds
 //! without a CUDA toolkit (CubeCL loads the driver and NVRTC at run time), so GPU binaries
@@ -23,7 +22,6 @@ pub mod objective;
 pub mod schedule;
 pub mod step_bench;
 pub mod train;
-pub mod twin;
 pub mod watchdog;
 
 pub use config::TrainConfig;
