@@ -138,12 +138,6 @@ impl Tensor {
     fn __dlpack_device__(&self) -> (i32, i32) {
         (DL_CPU, 0)
     }
-
-    /// Its dimensions.
-    #[getter]
-    fn shape(&self) -> Vec<usize> {
-        self.shape.clone()
-    }
 }
 
 /// What a handed-over tensor keeps alive: its buffer, and the shape and strides DLPack points at.

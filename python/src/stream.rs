@@ -146,12 +146,6 @@ impl NativeStream {
         dict.set_item("skipped", batch.skipped)?;
         Ok(Some(dict))
     }
-
-    /// Batches this stream has still to give.
-    #[getter]
-    fn left(&self) -> u64 {
-        self.left
-    }
 }
 
 /// A batch's tensors, stacked.
