@@ -14,11 +14,6 @@ use crate::dlpack::{Element, Storage, Tensor};
 use crate::errors::to_py;
 use crate::runtime;
 
-thread_local! {
-    /// Each reading thread's zstd context and scratch space, made once, not per sample.
-    static DECODER: std::cell::RefCell<Option<SampleDecoder>> = const { std::cell::RefCell::new(None) };
-}
-
 /// The committed samples of an output (local or `s3://`), read one at a time.
 #[pyclass(module = "clipline._native", frozen)]
 pub struct NativeDataset {
@@ -51,13 +46,8 @@ impl NativeDataset {
         let dataset = self.inner.clone();
         let sample = py
             .detach(|| -> Result<Sample, ShardError> {
-                DECODER.with(|cell| {
-                    let mut decoder = cell.borrow_mut();
-                    if decoder.is_none() {
-                        *decoder = Some(SampleDecoder::new().map_err(|e| ShardError::Sample { sample: sample_id.into(), message: format!("zstd context: {e}") })?);
-                    }
-                    runtime().block_on(dataset.read(sample_id, decoder.as_mut().expect("made above")))
-                })
+                let mut decoder = SampleDecoder::new().map_err(|e| ShardError::Sample { sample: sample_id.into(), message: format!("zstd context: {e}") })?;
+                runtime().block_on(dataset.read(sample_id, &mut decoder))
             })
             .map_err(to_py)?;
         sample_dict(py, sample)
