@@ -2,8 +2,9 @@
 """Benchmark `train`: step time of clipline's STDiT (burn) against a PyTorch eager implementation
 of the same model config on the same batch shape and device: forward, backward and an AdamW step
 on synthetic latents, the first steps untimed. Both print their parameter count, which must
-match. Prints seconds per step, samples/s and the ratio PyTorch time / clipline time (> 1: clipline
-is faster).
+match. clipline runs on each CPU backend its build has (Flex always, LibTorch in a `libtorch`
+build such as the one `scripts/test.sh` makes). Prints seconds per step, samples/s and the ratio
+PyTorch time / clipline time (> 1: clipline is faster).
 
     python benches/train.py [--config configs/train-tiny.toml] [--batch 4] [--latent 4,17,14,18]
                             [--text 12,32] [--steps 10] [--device cpu|cuda]
@@ -58,18 +59,29 @@ def main():
     need_clipline()
     cfg = model_config(args.config)
     latent, text = [int(v) for v in args.latent.split(",")], [int(v) for v in args.text.split(",")]
-    ours = json.loads(subprocess.run(
-        [str(CLIPLINE), "-q", "bench", "train", "--config", args.config, "--batch", str(args.batch), "--latent", args.latent,
-         "--text", args.text, "--warmup", str(args.warmup), "--steps", str(args.steps), "--device", args.device],
-        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    rows = []
+    # Each of clipline's CPU backends in this build (LibTorch needs the `libtorch` feature), then
+    # PyTorch eager: the same model, shapes, optimizer and thread pool size (torch's default).
+    for backend in (["flex", "libtorch"] if args.device == "cpu" else ["auto"]):
+        run = subprocess.run(
+            [str(CLIPLINE), "-q", "bench", "train", "--config", args.config, "--batch", str(args.batch), "--latent", args.latent,
+             "--text", args.text, "--warmup", str(args.warmup), "--steps", str(args.steps), "--device", args.device,
+             "--cpu-backend", backend], capture_output=True, text=True)
+        if run.returncode != 0 and "not available in this build" in run.stderr:
+            print(f"  clipline ({backend}): not in this build (scripts/test.sh builds it with the `libtorch` feature)")
+            continue
+        if run.returncode != 0:
+            raise SystemExit(f"clipline bench train --cpu-backend {backend} failed:\n{run.stderr}")
+        rows.append((f"clipline ({backend})", json.loads(run.stdout.strip().splitlines()[-1])))
     theirs = torch_steps(cfg, args.batch, latent, text, args.warmup, args.steps, args.device)
-    print(f"train step: {cfg['depth']} blocks of {cfg['hidden']}, batch {args.batch}, latent {args.latent}, text {args.text}, {args.device}")
-    for name, r in (("clipline (burn)", ours), ("PyTorch eager", theirs)):
-        print(f"  {name:<16} {r['parameters']:>12,} parameters  {r['step_s'] * 1000:9.1f} ms/step  {r['samples_per_s']:8.2f} samples/s")
-    if ours["parameters"] != theirs["parameters"]:
-        print("  WARNING: the parameter counts differ; the models are not the same")
-    print(f"ratio: PyTorch step time / clipline step time = {theirs['step_s'] / ours['step_s']:.2f}x")
-
+    print(f"train step: {cfg['depth']} blocks of {cfg['hidden']}, batch {args.batch}, latent {args.latent}, text {args.text}, "
+          f"{args.device}, {torch.get_num_threads()} torch threads")
+    for name, r in rows + [("PyTorch eager", theirs)]:
+        print(f"  {name:<20} {r['parameters']:>12,} parameters  {r['step_s'] * 1000:9.1f} ms/step  {r['samples_per_s']:8.2f} samples/s")
+    for name, ours in rows:
+        if ours["parameters"] != theirs["parameters"]:
+            print(f"  WARNING: {name} and PyTorch have different parameter counts; the models are not the same")
+        print(f"ratio {name}: PyTorch step time / clipline step time = {theirs['step_s'] / ours['step_s']:.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -27,3 +27,14 @@ claim_target() {
     mkdir -p "$CARGO_TARGET_DIR"
     echo "$REPO_ROOT" > "$mark"
 }
+
+# LibTorch for the trainer's `libtorch` feature: the library of the PyTorch wheel that
+# `setup.sh --test` installs into the venv (no separate download). torch-sys builds against it
+# (LIBTORCH, and the wheel's C++ ABI); the binary finds it on LD_LIBRARY_PATH at run time. tch
+# 0.22 names PyTorch 2.9.0 and the venv pins 2.9.1 (the same C++ API), hence the bypass.
+use_libtorch() {
+    local found
+    found="$("$CLIPLINE_VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI))')" || return 1
+    export LIBTORCH="${found% *}" LIBTORCH_CXX11_ABI="${found##* }" LIBTORCH_BYPASS_VERSION_CHECK=1
+    export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}

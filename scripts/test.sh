@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need, then run every test of the workspace.
-#   scripts/test.sh [extra cargo test arguments]
+#   scripts/test.sh [extra arguments for the workspace's cargo test]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$REPO_ROOT/scripts/setup.sh" --test
@@ -32,4 +32,12 @@ export CLIPLINE_VIDEOS="${CLIPLINE_VIDEOS:-$REPO_ROOT/../shared/videos}"
 export CLIPLINE_REQUIRE_FOOTAGE=1
 cd "$REPO_ROOT"
 claim_target
+# The trainer's LibTorch backend, in a build with the `libtorch` feature (the PyTorch wheel's
+# libtorch, from the venv): the trainer's unit tests (its attention op against burn's) and the
+# training and data-parallel end-to-end tests on that build's binary. The plain build below,
+# the one every other command uses, runs them all again on Flex.
+(
+    use_libtorch
+    cargo test --locked --no-fail-fast -p clipline-trainer -p clipline --features clipline/libtorch --lib --test e2e -- backend:: train:: ranks::
+)
 exec cargo test --workspace --locked --no-fail-fast "$@"

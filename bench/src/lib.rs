@@ -18,6 +18,7 @@ use clipline_captioner::{Captioner, CaptionerConfig};
 use clipline_core::cache::cache_dir;
 use clipline_embedder::{Draw, Vae, VaeLayout};
 use clipline_onnx::SessionOptions;
+use clipline_trainer::config::{parse_name, CpuBackend, Device, LoopConfig};
 use clipline_trainer::step_bench::{time_steps, StepShape};
 
 /// A benchmark.
@@ -71,9 +72,9 @@ pub enum Bench {
         /// Timed steps.
         #[arg(long, default_value_t = 10)]
         steps: usize,
-        /// Override train.device (cpu, cuda).
-        #[arg(long)]
-        device: Option<String>,
+        /// Which backend.
+        #[command(flatten)]
+        backend: BackendChoice,
     },
     /// The streaming loader over whole epochs, cold and warm; prints JSON with samples/s and MB/s.
     Loader(crate::loader::LoaderBench),
@@ -92,6 +93,9 @@ pub enum Bench {
         /// The inputs (JSON).
         #[arg(long)]
         inputs: PathBuf,
+        /// Which backend.
+        #[command(flatten)]
+        backend: BackendChoice,
     },
     /// The Idefics3/SmolVLM loop (vision encoder, embeddings, greedy decoding) on frames tiled
     /// and tokenized beforehand (outside the timing); `--export` writes those inputs for the
@@ -132,6 +136,25 @@ pub enum Bench {
         #[command(flatten)]
         run: LoopArgs,
     },
+}
+
+/// Which backend the STDiT benchmarks run on, over the config's `[train]` choice.
+#[derive(Debug, clap::Args)]
+pub struct BackendChoice {
+    /// Override train.device (cpu, cuda).
+    #[arg(long, value_parser = parse_name::<Device>)]
+    device: Option<Device>,
+    /// Override train.cpu_backend (auto, flex, libtorch).
+    #[arg(long, value_parser = parse_name::<CpuBackend>)]
+    cpu_backend: Option<CpuBackend>,
+}
+
+impl BackendChoice {
+    /// Put the overrides into `train`.
+    fn apply(&self, train: &mut LoopConfig) {
+        train.device = self.device.unwrap_or(train.device);
+        train.cpu_backend = self.cpu_backend.unwrap_or(train.cpu_backend);
+    }
 }
 
 /// What both caption-loop benchmarks take besides their inputs.
@@ -185,12 +208,10 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Sql(bench) => crate::sql::run(&bench),
         Bench::Loader(bench) => crate::loader::run(&bench),
         Bench::Synthesize(args) => crate::synthesize::run(&args),
-        Bench::StditForward { config, weights, inputs } => crate::stdit::forward(&config, &weights, &inputs),
-        Bench::Train { config, batch, latent, text, warmup, steps, device } => {
+        Bench::StditForward { config, weights, inputs, backend } => crate::stdit::forward(&config, &weights, &inputs, backend),
+        Bench::Train { config, batch, latent, text, warmup, steps, backend } => {
             let mut config = clipline_trainer::TrainConfig::load(&config)?;
-            if let Some(device) = device {
-                config.train.device = device;
-            }
+            backend.apply(&mut config.train);
             let (Ok(latent), Ok(text)) = (<[usize; 4]>::try_from(latent), <[usize; 2]>::try_from(text)) else {
                 anyhow::bail!("--latent takes C,T,H,W and --text tokens,width");
             };

@@ -1,13 +1,12 @@
 //! `clipline bench stdit-forward`: the STDiT on given safetensors weights and inputs, on the
-//! backend `train.device` selects in this build (Flex, or LibTorch in a `tch` build), for the
+//! backend `train.device` selects in this build (Flex, or LibTorch in a `libtorch` build; `--cpu-backend` picks), for the
 //! check that clipline's weights mean the same in the PyTorch twin (`clipline.stdit.Stdit`):
 //! `tests/python/check_twin.py` runs the twin on the same weights and inputs and compares.
 
 use std::path::Path;
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Tensor, TensorData};
-use clipline_trainer::backend::{on_backend, OnBackend};
+use clipline_trainer::backend::{on_backend, AttentionBackend, OnBackend, TrainBackend};
 use clipline_trainer::checkpoint::load_safetensors;
 use clipline_trainer::model::{DataShape, ModelConfig, Stdit, TextInput};
 
@@ -30,12 +29,12 @@ struct Forward<'a> {
 impl OnBackend for Forward<'_> {
     type Output = Vec<f32>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Vec<f32>> {
+    fn run<B: TrainBackend>(self, device: B::Device) -> anyhow::Result<Vec<f32>> {
         run::<B::InnerBackend>(self, &device)
     }
 }
 
-fn run<B: Backend>(job: Forward<'_>, device: &B::Device) -> anyhow::Result<Vec<f32>> {
+fn run<B: AttentionBackend>(job: Forward<'_>, device: &B::Device) -> anyhow::Result<Vec<f32>> {
     let (x, dims) = job.inputs.x;
     let text_width = job.inputs.text.as_ref().map_or(0, |(_, d, _)| d[2]);
     let model = load_safetensors(Stdit::<B>::new(job.model, DataShape { channels: dims[1], text_width }, device), job.weights)?;
@@ -55,8 +54,9 @@ fn run<B: Backend>(job: Forward<'_>, device: &B::Device) -> anyhow::Result<Vec<f
 ///
 /// # Errors
 /// When a file cannot be read, the weights do not fit the config, or the backend is missing.
-pub fn forward(config: &Path, weights: &Path, inputs: &Path) -> anyhow::Result<()> {
-    let config = clipline_trainer::TrainConfig::load(config)?;
+pub fn forward(config: &Path, weights: &Path, inputs: &Path, backend: crate::BackendChoice) -> anyhow::Result<()> {
+    let mut config = clipline_trainer::TrainConfig::load(config)?;
+    backend.apply(&mut config.train);
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(inputs)?)?;
     let field = |key: &str| -> anyhow::Result<serde_json::Value> { json.get(key).cloned().ok_or_else(|| anyhow::anyhow!("{}: no {key}", inputs.display())) };
     let floats = |key: &str| -> anyhow::Result<Vec<f32>> { Ok(serde_json::from_value(field(key)?)?) };
@@ -65,7 +65,7 @@ pub fn forward(config: &Path, weights: &Path, inputs: &Path) -> anyhow::Result<(
         None => None,
     };
     let inputs = Inputs { x: (floats("x")?, serde_json::from_value(field("x_shape")?)?), t: floats("t")?, text };
-    let out = on_backend(&config.train.device, &config.train.precision, Forward { model: &config.model, weights, inputs })?;
+    let out = on_backend(&config.train, Forward { model: &config.model, weights, inputs })?;
     println!("{}", serde_json::json!({ "out": out }));
     Ok(())
 }

@@ -90,10 +90,12 @@ pub struct LoopConfig {
     pub val_every: u64,
     /// EMA decay per step (0: no EMA).
     pub ema_decay: f64,
-    /// `cpu` or `cuda` (a build with the `cuda` feature).
-    pub device: String,
-    /// `f32`, or `bf16` on CUDA.
-    pub precision: String,
+    /// Where the model trains.
+    pub device: Device,
+    /// What it computes in.
+    pub precision: Precision,
+    /// Which CPU backend trains on `device = "cpu"`.
+    pub cpu_backend: CpuBackend,
     /// Where this run's weights start: a previous stage's run directory (its newest
     /// checkpoint), or a `.safetensors` file (path or URI) named as the PyTorch twin names its
     /// parameters, such as a checkpoint's `model.safetensors` or weights trained in PyTorch.
@@ -102,8 +104,50 @@ pub struct LoopConfig {
 
 impl Default for LoopConfig {
     fn default() -> Self {
-        Self { steps: 1000, seed: 0, log_every: 10, val_every: 0, ema_decay: 0.999, device: "cpu".into(), precision: "f32".into(), init_from: None }
+        Self { steps: 1000, seed: 0, log_every: 10, val_every: 0, ema_decay: 0.999, device: Device::Cpu, precision: Precision::F32, cpu_backend: CpuBackend::Auto, init_from: None }
     }
+}
+
+/// A config enum from its name in the TOML (`cpu`, `libtorch`, ...), for command-line overrides.
+///
+/// # Errors
+/// When `name` is none of `T`'s names.
+pub fn parse_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, String> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).map_err(|e| e.to_string())
+}
+
+/// `train.device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// The host's cores (the backend `cpu_backend` names).
+    Cpu,
+    /// An NVIDIA GPU through CubeCL (a build with the `cuda` feature).
+    Cuda,
+}
+
+/// `train.precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Weights, activations and gradients in f32.
+    F32,
+    /// Everything in bf16 (CUDA only: burn has no autocast, so there are no f32 master weights,
+    /// and this machine's CPUs have no bf16 arithmetic to gain from).
+    Bf16,
+}
+
+/// `train.cpu_backend`: which burn backend computes on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuBackend {
+    /// LibTorch where the build has it (the fastest here), else Flex.
+    Auto,
+    /// burn's own CPU backend: pure Rust, in every build.
+    Flex,
+    /// PyTorch's libtorch through burn-tch, with its fused attention kernels (a build with the
+    /// `libtorch` feature).
+    Libtorch,
 }
 
 /// `[checkpoint]`.

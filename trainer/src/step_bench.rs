@@ -7,11 +7,10 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 use serde::Serialize;
 
-use crate::backend::{on_backend, OnBackend};
+use crate::backend::{on_backend, OnBackend, TrainBackend};
 use crate::model::{DataShape, Stdit, TextInput};
 use crate::TrainConfig;
 
@@ -53,13 +52,13 @@ struct Job<'a> {
 /// # Errors
 /// When the backend is not in this build or the shape does not fit the model.
 pub fn time_steps(config: &TrainConfig, shape: StepShape, warmup: usize, steps: usize) -> anyhow::Result<StepTimes> {
-    on_backend(&config.train.device, &config.train.precision, Job { config, shape, warmup, steps })
+    on_backend(&config.train, Job { config, shape, warmup, steps })
 }
 
 impl OnBackend for Job<'_> {
     type Output = StepTimes;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<StepTimes> {
+    fn run<B: TrainBackend>(self, device: B::Device) -> anyhow::Result<StepTimes> {
         let StepShape { batch, latent: [c, t, h, w], text: [tokens, width] } = self.shape;
         B::seed(&device, self.config.train.seed);
         let mut model = Stdit::<B>::new(&self.config.model, DataShape { channels: c, text_width: if tokens > 0 { width } else { 0 } }, &device);

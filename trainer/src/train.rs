@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use clipline_core::storage::Store;
 use clipline_shard::loader::{Loader, LoaderMetrics, Rank};
@@ -15,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tokio::runtime::Handle;
 
-use crate::backend::{on_backend, OnBackend};
+use crate::backend::{on_backend, AttentionBackend, OnBackend, TrainBackend};
 use crate::batch::gather;
 use crate::checkpoint::{self, CheckpointState};
 use crate::collective::{self, Collective};
@@ -70,7 +69,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions, runtime: &Handle) -> an
     } else {
         None
     };
-    on_backend(&config.train.device, &config.train.precision, Run { config, options, data, runtime, rank, ranks })
+    on_backend(&config.train, Run { config, options, data, runtime, rank, ranks })
 }
 
 /// A training run, generic over the backend.
@@ -86,13 +85,13 @@ struct Run<'a> {
 impl OnBackend for Run<'_> {
     type Output = Summary;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Summary> {
+    fn run<B: TrainBackend>(self, device: B::Device) -> anyhow::Result<Summary> {
         run::<B>(self, device)
     }
 }
 
 /// Where a run starts: fresh, from its own checkpoint, or from a previous stage's weights.
-struct Start<B: AutodiffBackend> {
+struct Start<B: TrainBackend> {
     step: u64,
     model: Stdit<B>,
     ema: Option<Stdit<B::InnerBackend>>,
@@ -100,7 +99,7 @@ struct Start<B: AutodiffBackend> {
     loader: Option<clipline_shard::loader::LoaderState>,
 }
 
-fn start<B: AutodiffBackend>(config: &TrainConfig, shape: DataShape, ckpt: &Store, device: &B::Device, runtime: &Handle) -> anyhow::Result<Start<B>> {
+fn start<B: TrainBackend>(config: &TrainConfig, shape: DataShape, ckpt: &Store, device: &B::Device, runtime: &Handle) -> anyhow::Result<Start<B>> {
     B::seed(device, config.train.seed);
     let model = Stdit::<B>::new(&config.model, shape, device);
     let ema = (config.train.ema_decay > 0.0).then(|| model.valid());
@@ -140,7 +139,7 @@ fn start<B: AutodiffBackend>(config: &TrainConfig, shape: DataShape, ckpt: &Stor
     Ok(Start { step, model, ema, optimizer_from: Some(fetched), loader })
 }
 
-fn run<B: AutodiffBackend>(run: Run<'_>, device: B::Device) -> anyhow::Result<Summary> {
+fn run<B: TrainBackend>(run: Run<'_>, device: B::Device) -> anyhow::Result<Summary> {
     let Run { config, options, data, runtime, rank, mut ranks } = run;
     let RunData { dataset, plan, shape, validation } = data;
     // Rank 0 writes checkpoints, metrics and the progress bar; every rank computes the same
@@ -251,7 +250,7 @@ fn run<B: AutodiffBackend>(run: Run<'_>, device: B::Device) -> anyhow::Result<Su
 
 /// The loss of one batch, and that loss divided by `share` (the batches of a global step), to
 /// back-propagate.
-fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], global: u64, share: f64, device: &B::Device) -> anyhow::Result<(f64, Tensor<B, 1>)> {
+fn batch_loss<B: TrainBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], global: u64, share: f64, device: &B::Device) -> anyhow::Result<(f64, Tensor<B, 1>)> {
     let host = gather(samples, shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}"))?;
     let grid = model.grid(host.shape).map_err(|e| anyhow::anyhow!("batch {global}: {e}; choose [model] patch to divide the latents"))?;
     let draws = config.objective.draws(config.train.seed, global, samples.len());
@@ -268,7 +267,7 @@ fn batch_loss<B: AutodiffBackend>(model: &Stdit<B>, config: &TrainConfig, shape:
 
 /// Mean loss over the held-out samples at the configured timesteps, with fixed noise and
 /// their captions.
-fn validation_loss<B: Backend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], device: &B::Device) -> anyhow::Result<f64> {
+fn validation_loss<B: AttentionBackend>(model: &Stdit<B>, config: &TrainConfig, shape: DataShape, samples: &[Sample], device: &B::Device) -> anyhow::Result<f64> {
     let mut total = 0.0;
     let mut n = 0;
     for (i, sample) in samples.iter().enumerate() {

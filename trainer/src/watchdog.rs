@@ -41,11 +41,16 @@ pub struct Watchdog {
     rank: Rank,
 }
 
-/// Write `report` to `path` and stderr, and exit with [`EXIT_STATUS`].
+/// Write `report` to `path` and stderr, and exit with [`EXIT_STATUS`] at once: the step is
+/// still running on other threads, and running the C++ static destructors under it (LibTorch's)
+/// can crash the exit itself, so no exit handlers run (`_exit`).
+#[allow(unsafe_code)]
 fn stop(path: &Path, report: &serde_json::Value, summary: &str) -> ! {
     let _ = std::fs::write(path, serde_json::to_vec_pretty(report).unwrap_or_default());
     eprintln!("watchdog: {summary}; diagnostics in {}: {report}", path.display());
-    std::process::exit(EXIT_STATUS);
+    // SAFETY: `_exit` ends the process without touching any state of this one; the report is
+    // written and stderr is unbuffered.
+    unsafe { libc::_exit(EXIT_STATUS) }
 }
 
 impl Watchdog {

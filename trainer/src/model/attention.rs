@@ -4,9 +4,9 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
+
+use crate::backend::AttentionBackend;
 
 /// Attention with its own query, key, value and output projections.
 #[derive(Module, Debug)]
@@ -17,7 +17,7 @@ pub struct Attention<B: Backend> {
     heads: usize,
 }
 
-impl<B: Backend> Attention<B> {
+impl<B: AttentionBackend> Attention<B> {
     /// Attention of width `dim` with `heads` heads, attending to a context of width `context`.
     pub fn new(dim: usize, context: usize, heads: usize, device: &B::Device) -> Self {
         Self {
@@ -38,8 +38,7 @@ impl<B: Backend> Attention<B> {
         let q = split(self.query.forward(x), tokens);
         let kv = self.key_value.forward(context).chunk(2, 2);
         let (k, v) = (split(kv[0].clone(), context_tokens), split(kv[1].clone(), context_tokens));
-        let mask = pad.map(|p| p.reshape([batch, 1, 1, context_tokens]).expand([batch, self.heads, tokens, context_tokens]));
-        let out = attention(q, k, v, mask, None, AttentionModuleOptions::default());
+        let out = B::scaled_attention(q, k, v, pad);
         self.out.forward(out.swap_dims(1, 2).reshape([batch, tokens, dim]))
     }
 

@@ -18,6 +18,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::AttentionBackend;
+
 use attention::Attention;
 pub use embed::Grid;
 use embed::{positions, PatchEmbed, TimestepEmbed};
@@ -102,7 +104,7 @@ fn modulate<B: Backend>(x: Tensor<B, 3>, shift: Tensor<B, 3>, scale: Tensor<B, 3
     x * (scale + 1.0) + shift
 }
 
-impl<B: Backend> Block<B> {
+impl<B: AttentionBackend> Block<B> {
     fn new(config: &ModelConfig, text: usize, device: &B::Device) -> Self {
         let d = config.hidden;
         let mlp = (d as f64 * config.mlp_ratio).round() as usize;
@@ -161,7 +163,7 @@ pub struct Stdit<B: Backend> {
     hidden: usize,
 }
 
-impl<B: Backend> Stdit<B> {
+impl<B: AttentionBackend> Stdit<B> {
     /// A freshly initialised model (its random weights come from the backend's seeded stream).
     pub fn new(config: &ModelConfig, shape: DataShape, device: &B::Device) -> Self {
         let d = config.hidden;
