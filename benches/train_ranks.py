@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CLIPLINE, need_clipline
+from common import CLIPLINE, CORES, need_clipline
 
 
 def free_port():
@@ -31,7 +31,11 @@ def run(config, data, steps, ranks, accumulate, scratch):
     cfg.write_text(text)
     run_dir = scratch / f"run-r{ranks}a{accumulate}"
     port = free_port() - 1
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(ranks)}
+    # The cores split between the ranks, as torchrun does (it sets OMP_NUM_THREADS=1 per rank):
+    # LibTorch's OpenMP and Flex's rayon pools would otherwise each take every core.
+    threads = str(max(1, CORES // ranks))
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(ranks),
+           "OMP_NUM_THREADS": threads, "RAYON_NUM_THREADS": threads}
     started = time.perf_counter()
     procs = [subprocess.Popen([str(CLIPLINE), "-q", "train", str(cfg), "--data", data, "--run-dir", str(run_dir), "--steps", str(steps)],
                               env={**env, "RANK": str(r)}, stdout=subprocess.DEVNULL) for r in range(ranks)]
