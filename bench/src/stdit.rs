@@ -1,7 +1,8 @@
 //! `clipline bench stdit-forward`: the STDiT on given safetensors weights and inputs, on the
-//! backend `train.device` selects in this build (Flex, or LibTorch in a `libtorch` build; `--cpu-backend` picks), for the
-//! check that clipline's weights mean the same in the PyTorch twin (`clipline.stdit.Stdit`):
-//! `tests/python/check_twin.py` runs the twin on the same weights and inputs and compares.
+//! backend the config selects in this build (Flex, or LibTorch in a `libtorch` build;
+//! `--cpu-backend` overrides), for the check that clipline's weights mean the same in the
+//! PyTorch twin (`clipline.stdit.Stdit`): `tests/python/check_twin.py` runs the twin on the
+//! same weights and inputs and compares.
 
 use std::path::Path;
 

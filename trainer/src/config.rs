@@ -132,8 +132,8 @@ pub enum Device {
 pub enum Precision {
     /// Weights, activations and gradients in f32.
     F32,
-    /// Everything in bf16 (CUDA only: burn has no autocast, so there are no f32 master weights,
-    /// and this machine's CPUs have no bf16 arithmetic to gain from).
+    /// Everything in bf16, CUDA only: burn has no autocast, so there are no f32 master weights,
+    /// and CPUs without bf16 arithmetic (AVX-512 BF16, AMX) would only be slower.
     Bf16,
 }
 

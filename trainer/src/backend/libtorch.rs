@@ -11,9 +11,9 @@ use burn::backend::libtorch::{LibTorch, TchTensor};
 use burn::backend::Autodiff;
 use burn::tensor::{Bool, Tensor, TensorPrimitive};
 use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 
 use super::AttentionBackend;
 
@@ -122,11 +122,9 @@ impl AttentionBackend for Train {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::backend::Backend;
-    use burn::tensor::{Tensor, TensorData};
-
     use burn::backend::Flex;
-    use burn::tensor::ElementConversion;
+    use burn::tensor::backend::Backend;
+    use burn::tensor::{ElementConversion, Tensor, TensorData};
 
     use super::*;
     use crate::backend::burn_attention;

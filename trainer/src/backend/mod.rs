@@ -67,8 +67,7 @@ pub trait OnBackend {
 }
 
 /// The CPU backend `auto` stands for in this build.
-#[must_use]
-pub fn resolve(choice: CpuBackend) -> CpuBackend {
+fn resolve(choice: CpuBackend) -> CpuBackend {
     match choice {
         CpuBackend::Auto if cfg!(feature = "libtorch") => CpuBackend::Libtorch,
         CpuBackend::Auto => CpuBackend::Flex,
