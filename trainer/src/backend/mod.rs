@@ -75,6 +75,21 @@ fn resolve(choice: CpuBackend) -> CpuBackend {
     }
 }
 
+/// This rank's GPU: `LOCAL_RANK`'s (torchrun starts one rank per GPU of a node, each seeing
+/// them all), else the first visible one (srun with `--gpus-per-task=1` and a Kubernetes pod
+/// with one GPU each make the rank's own GPU the only one it sees).
+///
+/// # Errors
+/// When `LOCAL_RANK` is not a number.
+#[cfg(feature = "cuda")]
+fn local_gpu() -> anyhow::Result<burn::backend::cuda::CudaDevice> {
+    let index = match std::env::var("LOCAL_RANK") {
+        Ok(value) => value.trim().parse().map_err(|_| anyhow::anyhow!("LOCAL_RANK {value:?} is not a GPU index"))?,
+        Err(_) => 0,
+    };
+    Ok(burn::backend::cuda::CudaDevice::new(index))
+}
+
 /// Run `work` on the backend `train` names.
 ///
 /// # Errors
@@ -87,9 +102,9 @@ pub fn on_backend<W: OnBackend>(train: &LoopConfig, work: W) -> anyhow::Result<W
         #[cfg(feature = "libtorch")]
         (Device::Cpu, Precision::F32, CpuBackend::Libtorch) => work.run::<libtorch::Train>(burn::backend::libtorch::LibTorchDevice::Cpu),
         #[cfg(feature = "cuda")]
-        (Device::Cuda, Precision::F32, _) => work.run::<burn::backend::Autodiff<burn::backend::Cuda<f32>>>(Default::default()),
+        (Device::Cuda, Precision::F32, _) => work.run::<burn::backend::Autodiff<burn::backend::Cuda<f32>>>(local_gpu()?),
         #[cfg(feature = "cuda")]
-        (Device::Cuda, Precision::Bf16, _) => work.run::<burn::backend::Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(Default::default()),
+        (Device::Cuda, Precision::Bf16, _) => work.run::<burn::backend::Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(local_gpu()?),
         (device, precision, cpu) => {
             let names = format!("train.device {device:?}, precision {precision:?}, cpu_backend {cpu:?}").to_lowercase();
             anyhow::bail!("{names}: not available in this build. The CPU computes in f32, on flex or, in a build with the `libtorch` feature, libtorch; cuda (f32 or bf16) needs a build with the `cuda` feature")
