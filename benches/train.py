@@ -8,7 +8,9 @@ PyTorch time / clipline time (> 1: clipline is faster).
 
     python benches/train.py [--config configs/train-tiny.toml] [--batch 4] [--latent 4,17,14,18]
                             [--text 12,32] [--steps 10] [--device cpu|cuda]
-Needs torch and the clipline package (scripts/setup.sh installs both). On a GPU machine, use a clipline built with `--features clipline-trainer/cuda`.
+Needs torch and the clipline package (`scripts/setup.sh --test` installs both). For the LibTorch
+figures, build clipline with `source scripts/env.sh && use_libtorch && cargo build --features
+clipline/libtorch`; on a GPU machine, with `--features clipline-trainer/cuda`.
 """
 import argparse
 import json
