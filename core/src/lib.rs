@@ -5,7 +5,8 @@
 //! read a manifest). So what they agree on lives here, small: where outputs are stored
 //! ([`storage`]), how things are named ([`ids`]), where the per-user caches are ([`cache`]),
 //! which environment variables clipline reads ([`env`](mod@env)), how it fetches over HTTP
-//! ([`http`]), and the manifest tables with their Parquet encoding ([`manifest`]).
+//! ([`http`]), the manifest tables with their Parquet encoding ([`manifest`]), and config enums
+//! by name ([`names`]).
 
 pub mod cache;
 pub mod env;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod manifest;
+pub mod names;
 pub mod rng;
 pub mod storage;
 

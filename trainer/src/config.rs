@@ -108,14 +108,6 @@ impl Default for LoopConfig {
     }
 }
 
-/// A config enum from its name in the TOML (`cpu`, `libtorch`, ...), for command-line overrides.
-///
-/// # Errors
-/// When `name` is none of `T`'s names.
-pub fn parse_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, String> {
-    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).map_err(|e| e.to_string())
-}
-
 /// `train.device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

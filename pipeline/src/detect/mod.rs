@@ -56,7 +56,7 @@ impl std::str::FromStr for DetectMethod {
 
     /// The names `detect.method` takes.
     fn from_str(name: &str) -> Result<Self, String> {
-        Self::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).map_err(|e| e.to_string())
+        clipline_core::names::from_name(name)
     }
 }
 

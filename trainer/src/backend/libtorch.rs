@@ -30,22 +30,28 @@ fn wrap<B: burn::tensor::backend::Backend>(t: B::FloatTensorPrimitive) -> Tensor
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// `pad` [batch, context] as the [batch, 1, 1, context] mask `keep` (true: attend) wants, or
-/// as the additive one (0 or −∞) the flash kernels take.
-fn mask(pad: Tensor<Torch, 2, Bool>, additive: bool) -> tch::Tensor {
+/// `pad` [batch, context] (true: padding) as [batch, 1, 1, context], which broadcasts over
+/// heads and query tokens.
+fn broadcastable(pad: Tensor<Torch, 2, Bool>) -> tch::Tensor {
     let pad = pad.into_primitive().tensor;
     let [batch, context] = [pad.size()[0], pad.size()[1]];
-    let pad = pad.view([batch, 1, 1, context]);
-    if additive {
-        tch::Tensor::zeros([batch, 1, 1, context], (tch::Kind::Float, pad.device())).masked_fill(&pad, f64::NEG_INFINITY)
-    } else {
-        pad.logical_not()
-    }
+    pad.view([batch, 1, 1, context])
+}
+
+/// The boolean mask `scaled_dot_product_attention` takes: true where a token may attend.
+fn keep_mask(pad: Tensor<Torch, 2, Bool>) -> tch::Tensor {
+    broadcastable(pad).logical_not()
+}
+
+/// The additive mask the flash kernels take: 0 where a token may attend, −∞ at padding.
+fn additive_mask(pad: Tensor<Torch, 2, Bool>) -> tch::Tensor {
+    let pad = broadcastable(pad);
+    tch::Tensor::zeros(pad.size(), (tch::Kind::Float, pad.device())).masked_fill(&pad, f64::NEG_INFINITY)
 }
 
 impl AttentionBackend for Torch {
     fn scaled_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>, pad: Option<Tensor<Self, 2, Bool>>) -> Tensor<Self, 4> {
-        let keep = pad.map(|p| mask(p, false));
+        let keep = pad.map(keep_mask);
         let out = tch::Tensor::scaled_dot_product_attention(&raw(q), &raw(k), &raw(v), keep, 0.0, false, None, false);
         wrap::<Self>(TchTensor::new(out))
     }
@@ -97,7 +103,7 @@ impl AttentionBackend for Train {
         let pad = pad.map(|p| Tensor::<Torch, 2, Bool>::from_primitive(p.into_primitive()));
         let out = match FlashAttention.prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let mask = pad.map(|p| TchTensor::new(mask(p, true)));
+                let mask = pad.map(|p| TchTensor::new(additive_mask(p)));
                 let (out, logsumexp) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
                     &q.primitive.tensor,
                     &k.primitive.tensor,

@@ -83,9 +83,9 @@ fn resolve(choice: CpuBackend) -> CpuBackend {
 /// When `LOCAL_RANK` is not a number.
 #[cfg(feature = "cuda")]
 fn local_gpu() -> anyhow::Result<burn::backend::cuda::CudaDevice> {
-    let index = match std::env::var("LOCAL_RANK") {
-        Ok(value) => value.trim().parse().map_err(|_| anyhow::anyhow!("LOCAL_RANK {value:?} is not a GPU index"))?,
-        Err(_) => 0,
+    let index = match clipline_core::env::text("LOCAL_RANK") {
+        Some(value) => value.trim().parse().map_err(|_| anyhow::anyhow!("LOCAL_RANK {value:?} is not a GPU index"))?,
+        None => 0,
     };
     Ok(burn::backend::cuda::CudaDevice::new(index))
 }
